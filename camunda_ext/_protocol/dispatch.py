@@ -1,0 +1,223 @@
+"""Runs handlers on the executor and turns whatever they do into exactly one outcome."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import functools
+import logging
+import threading
+import traceback
+from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
+
+from camunda_ext import builders
+from camunda_ext._protocol.clock import Clock
+from camunda_ext._protocol.leaser import Leaser
+from camunda_ext._protocol.reporter import Reporter
+from camunda_ext.errors import BpmnError, CamundaError
+from camunda_ext.metrics import Metrics
+from camunda_ext.models import ExternalTask
+from camunda_ext.settings import RetryPolicy, Subscription
+
+logger = logging.getLogger(__name__)
+
+#: Message of the failure reported for a handler that returned without an outcome.
+UNRESOLVED_MESSAGE = "handler returned without completing or failing the task"
+
+
+class TaskAlreadyResolvedError(CamundaError):
+    """A handler tried to report a second outcome for the same task."""
+
+
+class TaskOutcome:
+    """The :class:`~camunda_ext.builders.Reporter` a handler's builders send through.
+
+    It binds the worker's reporter to one task and records that an outcome was
+    sent, so the dispatcher knows whether the handler resolved its task. Used by
+    one handler thread at a time.
+    """
+
+    def __init__(self, reporter: Reporter, task: ExternalTask) -> None:
+        self._reporter = reporter
+        self._task = task
+        self.resolved = False
+
+    def _resolve(self) -> None:
+        if self.resolved:
+            raise TaskAlreadyResolvedError("task %s already has an outcome" % self._task.id)
+
+    def complete(
+        self,
+        task_id: str,
+        variables: Optional[Mapping[str, Any]] = None,
+        local_variables: Optional[Mapping[str, Any]] = None,
+    ) -> None:
+        self._resolve()
+        self._reporter.complete(self._task, variables, local_variables)
+        self.resolved = True
+
+    def handle_failure(self, task_id: str, error_message: Optional[str], **fields: Any) -> None:
+        self._resolve()
+        self._reporter.handle_failure(self._task, error_message, **fields)
+        self.resolved = True
+
+    def handle_bpmn_error(self, task_id: str, error_code: str, **fields: Any) -> None:
+        self._resolve()
+        self._reporter.handle_bpmn_error(self._task, error_code, **fields)
+        self.resolved = True
+
+    def extend_lock(self, task_id: str, new_duration: int) -> None:
+        self._reporter.extend_lock(self._task, new_duration)
+
+
+class Dispatcher:
+    """Runs handlers on a ``ThreadPoolExecutor`` (threads ``camunda-ext-handler-N``).
+
+    Each handler call is wrapped once: a :class:`~camunda_ext.errors.BpmnError`
+    becomes a BPMN error, any other exception a failure with the traceback in
+    ``errorDetails``, and a handler that returns without an outcome a failure
+    too (so the task never sits locked until expiry unnoticed). Whatever
+    happens, the task's slot is given back and the leaser forgets it.
+
+    Thread-safe.
+
+    Args:
+        max_workers: Handler threads.
+        reporter: Sends outcomes.
+        leaser: Tracks locks; told when a handler ends.
+        retry_policy: Retries and retry timeouts of failures.
+        metrics: Receives handler events.
+        clock: Monotonic time.
+    """
+
+    def __init__(
+        self,
+        max_workers: int,
+        reporter: Reporter,
+        leaser: Leaser,
+        retry_policy: RetryPolicy,
+        metrics: Metrics,
+        clock: Clock,
+    ) -> None:
+        self._executor = concurrent.futures.ThreadPoolExecutor(
+            max_workers=max_workers, thread_name_prefix="camunda-ext-handler"
+        )
+        self._reporter = reporter
+        self._leaser = leaser
+        self._policy = retry_policy
+        self._metrics = metrics
+        self._clock = clock
+        # Guards _pending: futures submitted and not done, with their task.
+        self._lock = threading.Lock()
+        self._pending: Dict[concurrent.futures.Future[None], ExternalTask] = {}
+
+    def dispatch(self, task: ExternalTask, subscription: Subscription, on_done: Callable[[], None]) -> None:
+        """Run ``subscription.handler`` for ``task``; ``on_done`` runs after it in any case."""
+        future = self._executor.submit(self._run, task, subscription)
+        with self._lock:
+            self._pending[future] = task
+            self._metrics.in_flight(len(self._pending))
+        future.add_done_callback(functools.partial(self._done, task, on_done))
+
+    def _done(
+        self,
+        task: ExternalTask,
+        on_done: Callable[[], None],
+        future: concurrent.futures.Future[None],
+    ) -> None:
+        with self._lock:
+            self._pending.pop(future, None)
+        if future.cancelled():
+            # The worker stopped before this handler started: hand the task back.
+            self._leaser.remove(task.id)
+            self._reporter.unlock(task, "the worker stopped before its handler ran")
+        on_done()
+
+    def _run(self, task: ExternalTask, subscription: Subscription) -> None:
+        outcome = TaskOutcome(self._reporter, task)
+        complete = functools.partial(builders.complete, outcome, task)
+        fail = functools.partial(
+            builders.fail,
+            outcome,
+            task,
+            default_retries=self._policy.retries,
+            default_retry_timeout=self._policy.retry_timeout_for(task),
+        )
+        topic = subscription.topic
+        started = self._clock.monotonic()
+        try:
+            try:
+                subscription.handler(task, complete, fail)
+            except Exception as error:  # any handler fault becomes the task's outcome
+                self._report_error(task, topic, outcome, fail, error)
+            else:
+                if not outcome.resolved:
+                    self._report_error(task, topic, outcome, fail, None)
+        finally:
+            self._metrics.handler_seconds(topic, self._clock.monotonic() - started)
+            self._leaser.remove(task.id)
+
+    def _report_error(
+        self,
+        task: ExternalTask,
+        topic: str,
+        outcome: TaskOutcome,
+        fail: Callable[..., builders.FailureBuilder],
+        error: Optional[Exception],
+    ) -> None:
+        """Report what a handler left: a BPMN error, a failure, or no outcome at all."""
+        if outcome.resolved:
+            logger.error(
+                "Handler of task %s (topic %s) raised after reporting its outcome; ignored",
+                task.id,
+                topic,
+                exc_info=error,
+            )
+            return
+        try:
+            if isinstance(error, BpmnError):
+                logger.info("Handler of task %s (topic %s) raised BPMN error %s", task.id, topic, error.code)
+                outcome.handle_bpmn_error(
+                    task.id, error.code, error_message=error.message, variables=error.variables or None
+                )
+            elif error is None:
+                logger.warning(
+                    "Handler of task %s (topic %s) returned without an outcome; reporting a failure",
+                    task.id,
+                    topic,
+                )
+                fail(message=UNRESOLVED_MESSAGE).execute()
+            else:
+                message, details = describe(error)
+                logger.warning(
+                    "Handler of task %s (topic %s) failed: %s", task.id, topic, message, exc_info=error
+                )
+                fail(message=message, details=details).execute()
+        except CamundaError:
+            logger.exception(
+                "The engine refused the outcome of task %s (topic %s); unlocking it", task.id, topic
+            )
+            self._reporter.unlock(task, "its outcome was refused")
+
+    def shutdown(self, timeout: Optional[float]) -> Tuple[List[ExternalTask], List[ExternalTask]]:
+        """Cancel handlers not started and wait for running ones.
+
+        Args:
+            timeout: Seconds to wait for running handlers; None waits for all.
+
+        Returns:
+            ``(finished, still_running)`` tasks.
+        """
+        # Handlers not yet started are cancelled; their done callbacks unlock them.
+        self._executor.shutdown(wait=False, cancel_futures=True)
+        with self._lock:
+            pending = dict(self._pending)
+        done, not_done = concurrent.futures.wait(pending, timeout=timeout)
+        return [pending[f] for f in done], [pending[f] for f in not_done]
+
+
+def describe(error: BaseException) -> Tuple[str, str]:
+    """``(errorMessage, errorDetails)`` for an exception: ``"Type: text"`` and the traceback."""
+    text = str(error)
+    message = "%s: %s" % (type(error).__name__, text) if text else type(error).__name__
+    details = "".join(traceback.format_exception(type(error), error, error.__traceback__))
+    return message, details

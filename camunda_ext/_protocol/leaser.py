@@ -1,0 +1,220 @@
+"""Keeps the locks of running handlers alive: one thread, ``camunda-ext-leaser``."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Dict, List, Optional
+
+import attrs
+
+from camunda_ext._protocol.clock import Clock, Jitter
+from camunda_ext.client import Client
+from camunda_ext.errors import CamundaError, LockConflictError, TaskNotFoundError
+from camunda_ext.metrics import Metrics
+
+logger = logging.getLogger(__name__)
+
+#: Longest sleep of the loop in seconds, so a stop or a clock jump is noticed soon.
+_MAX_TICK = 5.0
+#: Shortest sleep in seconds, so a failing extension does not spin.
+_MIN_TICK = 0.05
+
+
+@attrs.frozen
+class Lease:
+    """What the worker knows of one task's lock.
+
+    Attributes:
+        topic: The task's topic (for logs and metrics).
+        lock_duration: Seconds each lock or extension lasts.
+        expires_at: Monotonic time at which the lock expires, measured from when
+            the lock was requested (so never later than the engine's expiry).
+        started_at: Monotonic time the lease began.
+        extending: False once the leaser gave up on it.
+    """
+
+    topic: str
+    lock_duration: float
+    expires_at: float
+    started_at: float
+    extending: bool = True
+
+
+class Leaser:
+    """Tracks the lock of every task this worker holds and extends them before they expire.
+
+    A lock is extended once less than half of its duration is left, by its full
+    duration again, until ``max_lock_duration`` has passed since the lease began;
+    then a warning is logged and the lock is left to expire. A task that turns
+    out to be gone or locked by someone else is dropped.
+
+    Thread-safe. ``add``/``remove`` are called from the poller and handler threads.
+
+    Args:
+        client: Sends ``extendLock``.
+        metrics: Receives ``lock_extended``.
+        clock: Monotonic time.
+        jitter: Randomness for the tick.
+        extend: Whether to extend locks at all (tracking happens either way).
+        max_lock_duration: Seconds after which a lease is no longer extended, or None.
+    """
+
+    def __init__(
+        self,
+        client: Client,
+        metrics: Metrics,
+        clock: Clock,
+        jitter: Jitter,
+        *,
+        extend: bool = True,
+        max_lock_duration: Optional[float] = None,
+    ) -> None:
+        self._client = client
+        self._metrics = metrics
+        self._clock = clock
+        self._jitter = jitter
+        self._extend = extend
+        self._max_lock_duration = max_lock_duration
+        # Guards _leases. Never held during HTTP.
+        self._leases_lock = threading.Lock()
+        self._leases: Dict[str, Lease] = {}
+        # Guards _thread for start/stop.
+        self._operational_lock = threading.Lock()
+        self._thread: Optional[threading.Thread] = None
+        # Set by stop(); its wait(timeout) is also the loop's sleep.
+        self._stop_event = threading.Event()
+        # Set when a lease is added, so a short lock is looked at before the next tick.
+        self._wakeup = threading.Event()
+
+    # ------------------------------------------------------------------ tracking
+
+    def add(self, task_id: str, topic: str, lock_duration_ms: int, locked_at: float) -> None:
+        """Start tracking a task locked at monotonic time ``locked_at``."""
+        duration = lock_duration_ms / 1000.0
+        with self._leases_lock:
+            self._leases[task_id] = Lease(topic, duration, locked_at + duration, locked_at)
+        self._wakeup.set()
+
+    def remove(self, task_id: str) -> None:
+        """Stop tracking a task (its handler ended)."""
+        with self._leases_lock:
+            self._leases.pop(task_id, None)
+
+    def renewed(self, task_id: str, lock_duration_ms: int, locked_at: float) -> None:
+        """Record a lock set or extended elsewhere (``lock`` or a handler's ``extend_lock``)."""
+        with self._leases_lock:
+            lease = self._leases.get(task_id)
+            if lease is not None:
+                duration = lock_duration_ms / 1000.0
+                self._leases[task_id] = attrs.evolve(
+                    lease, lock_duration=duration, expires_at=locked_at + duration
+                )
+
+    def holds(self, task_id: str) -> bool:
+        """Whether this worker still holds the task's lock, as far as it knows."""
+        with self._leases_lock:
+            lease = self._leases.get(task_id)
+        return lease is not None and self._clock.monotonic() < lease.expires_at
+
+    def task_ids(self) -> List[str]:
+        """The tasks tracked now."""
+        with self._leases_lock:
+            return list(self._leases)
+
+    def __len__(self) -> int:
+        with self._leases_lock:
+            return len(self._leases)
+
+    # ------------------------------------------------------------------ extending
+
+    def maybe_extend(self) -> float:
+        """Extend every lock that is due; return seconds until the next one is due."""
+        now = self._clock.monotonic()
+        due = []
+        next_due = _MAX_TICK
+        with self._leases_lock:
+            for task_id, lease in self._leases.items():
+                if not lease.extending:
+                    continue
+                if self._max_lock_duration is not None and now - lease.started_at >= self._max_lock_duration:
+                    logger.warning(
+                        "Task %s (topic %s) has run for %.0f s, past max_lock_duration: its lock "
+                        "is no longer extended and expires in %.1f s",
+                        task_id,
+                        lease.topic,
+                        now - lease.started_at,
+                        max(lease.expires_at - now, 0),
+                    )
+                    self._leases[task_id] = attrs.evolve(lease, extending=False)
+                    continue
+                until_due = lease.expires_at - lease.lock_duration / 2 - now
+                if until_due <= 0:
+                    due.append((task_id, lease))
+                else:
+                    next_due = min(next_due, until_due)
+        for task_id, lease in due:
+            self._extend_one(task_id, lease)
+            next_due = min(next_due, lease.lock_duration / 2)
+        return max(next_due, _MIN_TICK)
+
+    def _extend_one(self, task_id: str, lease: Lease) -> None:
+        requested_at = self._clock.monotonic()
+        try:
+            self._client.extend_lock(task_id, int(lease.lock_duration * 1000))
+        except (TaskNotFoundError, LockConflictError) as exc:
+            logger.warning(
+                "Task %s (topic %s) could not be extended and is no longer this worker's (%s); "
+                "its handler's outcome will not be accepted",
+                task_id,
+                lease.topic,
+                exc,
+            )
+            with self._leases_lock:
+                if task_id in self._leases:
+                    self._leases[task_id] = attrs.evolve(lease, extending=False, expires_at=requested_at)
+            return
+        except CamundaError:
+            logger.warning(
+                "Extending the lock of task %s (topic %s) failed; retrying before it expires",
+                task_id,
+                lease.topic,
+                exc_info=True,
+            )
+            return
+        self._metrics.lock_extended(lease.topic)
+        self.renewed(task_id, int(lease.lock_duration * 1000), requested_at)
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def start(self) -> None:
+        """Start the leaser thread (no thread when extension is off)."""
+        with self._operational_lock:
+            if self._thread is not None:
+                raise RuntimeError("the leaser is already running")
+            if not self._extend:
+                return
+            self._thread = threading.Thread(target=self._run, name="camunda-ext-leaser", daemon=True)
+            self._thread.start()
+
+    def stop(self, timeout: Optional[float] = None) -> None:
+        """Stop the thread and wait for it (at most ``timeout`` seconds)."""
+        self._stop_event.set()
+        self._wakeup.set()
+        with self._operational_lock:
+            thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout)
+
+    def _run(self) -> None:
+        while not self._stop_event.is_set():
+            # Cleared before the round, so a lease added during it wakes the next one.
+            self._wakeup.clear()
+            try:
+                delay = self.maybe_extend()
+            except Exception:
+                # A bug here must not end lock extension for every other task.
+                logger.exception("Lock extension round failed; trying again")
+                delay = 1.0
+            # A little jitter spreads the extensions of tasks fetched together.
+            self._wakeup.wait(delay * (0.9 + 0.2 * self._jitter.random()))

@@ -1,0 +1,187 @@
+"""Long-polls fetchAndLock for free slots only: one thread, ``camunda-ext-poller``."""
+
+from __future__ import annotations
+
+import collections
+import logging
+import threading
+from typing import Callable, List, Mapping, Optional
+
+from camunda_ext._protocol.backoff import Backoff
+from camunda_ext._protocol.clock import Clock, Jitter
+from camunda_ext._protocol.dispatch import Dispatcher
+from camunda_ext._protocol.flow_control import FlowController
+from camunda_ext._protocol.leaser import Leaser
+from camunda_ext._protocol.reporter import Reporter
+from camunda_ext.client import Client
+from camunda_ext.errors import (
+    AuthenticationError,
+    AuthorizationError,
+    BadRequestError,
+    CamundaError,
+    NotFoundError,
+)
+from camunda_ext.metrics import Metrics
+from camunda_ext.models import ExternalTask
+from camunda_ext.settings import Subscription, WorkerSettings
+
+logger = logging.getLogger(__name__)
+
+#: Answers to fetchAndLock that retrying cannot fix: wrong credentials, a wrong
+#: base URL (404) or a request the engine refuses (400). They stop the worker.
+FATAL_FETCH_ERRORS = (AuthenticationError, AuthorizationError, NotFoundError, BadRequestError)
+
+
+class Poller:
+    """Fetches tasks for the registered topics and hands them to the dispatcher.
+
+    Each round reserves the free slots of its :class:`FlowController`, asks for
+    exactly that many tasks (no request at all while every slot is busy), gives
+    back the slots the answer did not fill, and dispatches the tasks. Engine and
+    network errors back off exponentially with jitter; errors in
+    :data:`FATAL_FETCH_ERRORS` call ``on_fatal`` and end the loop.
+
+    Thread-safe: ``start``/``stop`` from any thread; the loop runs on its own.
+
+    Args:
+        client: Sends fetchAndLock.
+        subscriptions: Registered topics by name.
+        flow: The slot budget of this source.
+        dispatcher: Runs the handlers.
+        leaser: Tracks the locks of dispatched tasks.
+        reporter: Unlocks tasks that arrive while stopping.
+        settings: Poll settings.
+        metrics: Receives ``fetched``.
+        clock: Monotonic time.
+        jitter: Randomness of the back-off.
+        stop_event: Set when the worker stops; its wait is the loop's sleep.
+        on_fatal: Called with an error that must stop the worker.
+        async_response_timeout: Long-poll seconds (None: the engine answers at once).
+        name: Thread name.
+    """
+
+    def __init__(
+        self,
+        client: Client,
+        subscriptions: Mapping[str, Subscription],
+        flow: FlowController,
+        dispatcher: Dispatcher,
+        leaser: Leaser,
+        reporter: Reporter,
+        settings: WorkerSettings,
+        metrics: Metrics,
+        clock: Clock,
+        jitter: Jitter,
+        stop_event: threading.Event,
+        on_fatal: Callable[[BaseException], None],
+        *,
+        async_response_timeout: Optional[float],
+        name: str = "camunda-ext-poller",
+    ) -> None:
+        self._client = client
+        self._subscriptions = subscriptions
+        self._topics = [s.fetch for s in subscriptions.values()]
+        self._flow = flow
+        self._dispatcher = dispatcher
+        self._leaser = leaser
+        self._reporter = reporter
+        self._settings = settings
+        self._metrics = metrics
+        self._clock = clock
+        self._jitter = jitter
+        self._stop_event = stop_event
+        self._on_fatal = on_fatal
+        self._async_response_timeout = async_response_timeout
+        self._name = name
+        self._backoff = Backoff(settings.backoff_base, settings.backoff_cap)
+        # Guards _thread for start/join.
+        self._operational_lock = threading.Lock()
+        self._thread: Optional[threading.Thread] = None
+
+    def poll_once(self, most: Optional[int] = None) -> float:
+        """One round: reserve, fetch, dispatch.
+
+        Args:
+            most: Ask for at most this many tasks (the sweep of the CDC worker).
+
+        Returns:
+            Seconds to wait before the next round.
+        """
+        reserved = self._flow.reserve(most)
+        if reserved == 0:
+            return 0.0  # closed: the loop sees the stop event
+        locked_at = self._clock.monotonic()
+        try:
+            tasks = self._client.fetch_and_lock(
+                self._topics,
+                max_tasks=reserved,
+                use_priority=self._settings.use_priority,
+                sorting=self._settings.sorting,
+                async_response_timeout=self._async_response_timeout,
+            )
+        except FATAL_FETCH_ERRORS as error:
+            self._flow.release(reserved)
+            logger.error("fetchAndLock failed for good (%s); stopping the worker", error)
+            self._on_fatal(error)
+            return 0.0
+        except CamundaError as error:
+            self._flow.release(reserved)
+            return self._back_off(error)
+        self._backoff = self._backoff.reset()
+        self.dispatch(tasks, reserved, locked_at)
+        return 0.0 if tasks else self._settings.poll_interval
+
+    def dispatch(self, tasks: List[ExternalTask], reserved: int, locked_at: float) -> None:
+        """Hand fetched tasks to handlers; give back the slots they do not use."""
+        self._flow.release(max(reserved - len(tasks), 0))
+        for index, task in enumerate(tasks):
+            subscription = self._subscriptions.get(task.topic_name or "")
+            if self._stop_event.is_set() or subscription is None or index >= reserved:
+                # Stopping, a topic we did not ask for, or more tasks than asked for.
+                self._reporter.unlock(task, "not run: the worker is stopping or cannot take it")
+                if index < reserved:
+                    self._flow.release(1)
+                continue
+            self._leaser.add(task.id, subscription.topic, subscription.lock_duration, locked_at)
+            self._dispatcher.dispatch(task, subscription, self._flow.release)
+        for topic, count in collections.Counter(task.topic_name or "" for task in tasks).items():
+            self._metrics.fetched(topic, count)
+
+    def _back_off(self, error: BaseException) -> float:
+        self._backoff = self._backoff.increment()
+        delay = self._backoff.delay(self._jitter)
+        logger.warning(
+            "fetchAndLock failed (%s); retrying in %.1f s",
+            error,
+            delay,
+            exc_info=not isinstance(error, CamundaError),
+        )
+        return delay
+
+    def _run(self) -> None:
+        while not self._stop_event.is_set():
+            try:
+                delay = self.poll_once()
+            except Exception as error:
+                # A bug must not end intake for good: log it and keep polling.
+                logger.exception("Poll round failed unexpectedly")
+                delay = self._back_off(error)
+            if delay:
+                self._stop_event.wait(delay)
+
+    def start(self) -> None:
+        """Start the poller thread."""
+        with self._operational_lock:
+            if self._thread is not None:
+                raise RuntimeError("the poller is already running")
+            self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
+            self._thread.start()
+
+    def join(self, timeout: Optional[float] = None) -> bool:
+        """Wait for the thread to end; True if it did."""
+        with self._operational_lock:
+            thread = self._thread
+        if thread is None or thread is threading.current_thread():
+            return True
+        thread.join(timeout)
+        return not thread.is_alive()
