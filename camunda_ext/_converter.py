@@ -29,6 +29,7 @@ _STRUCTURE_FAULTS = (
     TypeError,
     ValueError,
     AttributeError,
+    OverflowError,
 )
 
 

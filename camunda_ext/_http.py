@@ -151,6 +151,7 @@ class Endpoint:
         data: Optional[Mapping[str, Any]] = None,
         files: Any = None,
         read_timeout: Optional[float] = None,
+        accept: Optional[str] = None,
     ) -> requests.Response:
         """Send one request and return the answer, whatever its status.
 
@@ -162,6 +163,7 @@ class Endpoint:
             data: Form fields (with ``files``, a multipart body).
             files: Multipart file parts as requests takes them.
             read_timeout: Read timeout in seconds, instead of the default.
+            accept: The Accept header, instead of ``application/json``.
 
         Raises:
             CamundaConnectionError: No answer: refused, reset, timed out, TLS failure.
@@ -175,6 +177,8 @@ class Endpoint:
             except (TypeError, ValueError) as exc:
                 raise VariableError("request body is not JSON-serializable: %s" % exc) from None
             headers = self._json_headers
+        if accept is not None:
+            headers = {**headers, "Accept": accept}
         timeout = self.timeout if read_timeout is None else (self.timeout[0], read_timeout)
         try:
             return self._session.request(

@@ -35,6 +35,7 @@ from camunda_ext.models import (
     Deployment,
     ExternalTask,
     FetchTopic,
+    HistoricProcessInstance,
     ProcessInstance,
     VariableInstance,
 )
@@ -190,7 +191,7 @@ class Client:
         if include_extension_properties is not None:
             body["includeExtensionProperties"] = include_extension_properties
         if async_response_timeout is not None:
-            body["asyncResponseTimeout"] = int(async_response_timeout * 1000)
+            body["asyncResponseTimeout"] = round(async_response_timeout * 1000)
             read_timeout = self._endpoint.timeout[1] + async_response_timeout + LONG_POLL_MARGIN
         data = self._call("POST", "/external-task/fetchAndLock", body=body, read_timeout=read_timeout)
         return _structure_list(data, ExternalTask)
@@ -354,7 +355,10 @@ class Client:
         Raises:
             TaskNotFoundError: The task does not exist.
         """
-        response = self._endpoint.request("GET", "/external-task/%s/errorDetails" % task_id)
+        # The details are text/plain; the engine answers 406 to an Accept of JSON only.
+        response = self._endpoint.request(
+            "GET", "/external-task/%s/errorDetails" % task_id, accept="text/plain, application/json"
+        )
         if response.status_code == 500 and _body_type(response) == "NullValueException":
             # The engine answers an unknown id here with 500 NullValueException.
             raise engine_error(response, not_found=TaskNotFoundError, status_code=404)
@@ -501,6 +505,22 @@ class Client:
     def count_history_process_instances(self, **filters: Any) -> int:
         """Count historic process instances, e.g. ``finished=True, process_definition_key="k"``."""
         return _count(self._call("POST", "/history/process-instance/count", body=_query(filters)))
+
+    def get_history_process_instances(
+        self,
+        *,
+        first_result: Optional[int] = None,
+        max_results: Optional[int] = None,
+        **filters: Any,
+    ) -> List[HistoricProcessInstance]:
+        """Query historic process instances, e.g. ``process_instance_ids=[...], finished=True``."""
+        params = _paging(first_result, max_results)
+        data = self._call("POST", "/history/process-instance", body=_query(filters), params=params)
+        return _structure_list(data, HistoricProcessInstance)
+
+    def count_history_activity_instances(self, **filters: Any) -> int:
+        """Count historic activity instances, e.g. ``process_instance_id=..., activity_id="end"``."""
+        return _count(self._call("POST", "/history/activity-instance/count", body=_query(filters)))
 
     def version(self) -> str:
         """The engine's REST API version, e.g. ``"7.24.0"``."""

@@ -22,6 +22,7 @@ __all__ = [
     "Deployment",
     "ExternalTask",
     "FetchTopic",
+    "HistoricProcessInstance",
     "ProcessDefinition",
     "ProcessInstance",
     "VariableInstance",
@@ -142,6 +143,19 @@ class ProcessInstance:
     suspended: bool = False
     tenant_id: Optional[str] = None
     typed_variables: VariableMap = attrs.field(factory=dict, metadata={"wire": "variables"})
+
+
+@attrs.frozen
+class HistoricProcessInstance:
+    """A row of ``/history/process-instance``: when an instance started and ended."""
+
+    id: str
+    business_key: Optional[str] = None
+    process_definition_key: Optional[str] = None
+    start_time: Optional[_dt.datetime] = None
+    end_time: Optional[_dt.datetime] = None
+    duration_in_millis: Optional[int] = None
+    state: Optional[str] = None
 
 
 @attrs.frozen

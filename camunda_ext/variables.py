@@ -249,6 +249,12 @@ def infer(value: Any) -> TypedValue:
         VariableError: The value has no Camunda type (e.g. a set, a naive datetime,
             an int beyond 64 bits, NaN).
     """
+    typed = _infer(value)
+    _wire_value(typed)
+    return typed
+
+
+def _infer(value: Any) -> TypedValue:
     if isinstance(value, TypedValue):
         return value
     if value is None:
@@ -281,8 +287,15 @@ def to_typed(value: Any, type: Optional[str] = None) -> TypedValue:
     Raises:
         VariableError: The value has no Camunda type, or cannot take the given one.
     """
+    typed = _typed(value, type)
+    _wire_value(typed)
+    return typed
+
+
+def _typed(value: Any, type: Optional[str]) -> TypedValue:
+    """The TypedValue of a value, not yet checked against its type (encoding checks it)."""
     if type is None or isinstance(value, TypedValue):
-        return infer(value)
+        return _infer(value)
     return _explicit(value, type)
 
 
@@ -299,7 +312,7 @@ def encode_value(value: Any, type: Optional[str] = None) -> Dict[str, Any]:
     Raises:
         VariableError: The value does not fit the type, or has none.
     """
-    typed = to_typed(value, type)
+    typed = _typed(value, type)
     wire: Dict[str, Any] = {"type": typed.type, "value": _wire_value(typed)}
     if typed.value_info:
         wire["valueInfo"] = dict(typed.value_info)
@@ -321,7 +334,7 @@ def _name(name: Any) -> str:
 
 def _explicit(value: Any, type_name: str) -> TypedValue:
     if type_name == "Object":
-        inferred = infer(value)
+        inferred = _infer(value)
         if inferred.type != "Object":
             raise VariableError("type 'Object' needs a list or dict (or an Object(...) value)")
         return inferred

@@ -106,16 +106,27 @@ class Dispatcher:
         self._policy = retry_policy
         self._metrics = metrics
         self._clock = clock
-        # Guards _pending: futures submitted and not done, with their task.
+        # Guards _pending (futures submitted and not done, with their task) and
+        # _shut_down, so that a task is either in the snapshot shutdown() waits
+        # for or refused; never submitted unseen. Never held during HTTP.
         self._lock = threading.Lock()
         self._pending: Dict[concurrent.futures.Future[None], ExternalTask] = {}
+        self._shut_down = False
 
     def dispatch(self, task: ExternalTask, subscription: Subscription, on_done: Callable[[], None]) -> None:
         """Run ``subscription.handler`` for ``task``; ``on_done`` runs after it in any case."""
-        future = self._executor.submit(self._run, task, subscription)
         with self._lock:
-            self._pending[future] = task
-            self._metrics.in_flight(len(self._pending))
+            future = None
+            if not self._shut_down:
+                future = self._executor.submit(self._run, task, subscription)
+                self._pending[future] = task
+                self._metrics.in_flight(len(self._pending))
+        if future is None:
+            # The worker stopped while this task was being fetched: hand it back, never run it.
+            self._leaser.remove(task.id)
+            self._reporter.unlock(task, "the worker stopped before its handler ran")
+            on_done()
+            return
         future.add_done_callback(functools.partial(self._done, task, on_done))
 
     def _done(
@@ -207,10 +218,11 @@ class Dispatcher:
         Returns:
             ``(finished, still_running)`` tasks.
         """
+        with self._lock:
+            self._shut_down = True
+            pending = dict(self._pending)
         # Handlers not yet started are cancelled; their done callbacks unlock them.
         self._executor.shutdown(wait=False, cancel_futures=True)
-        with self._lock:
-            pending = dict(self._pending)
         done, not_done = concurrent.futures.wait(pending, timeout=timeout)
         return [pending[f] for f in done], [pending[f] for f in not_done]
 

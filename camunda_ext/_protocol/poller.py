@@ -97,6 +97,9 @@ class Poller:
         # Guards _thread for start/join.
         self._operational_lock = threading.Lock()
         self._thread: Optional[threading.Thread] = None
+        # Set on a fatal fetch error: the loop ends even before the stop sequence
+        # (run on another thread) sets the stop event, so it sends no further fetch.
+        self._failed = threading.Event()
 
     def poll_once(self, most: Optional[int] = None) -> float:
         """One round: reserve, fetch, dispatch.
@@ -122,11 +125,16 @@ class Poller:
         except FATAL_FETCH_ERRORS as error:
             self._flow.release(reserved)
             logger.error("fetchAndLock failed for good (%s); stopping the worker", error)
+            self._failed.set()
             self._on_fatal(error)
             return 0.0
         except CamundaError as error:
             self._flow.release(reserved)
             return self._back_off(error)
+        except Exception:
+            # Not ours to handle (the loop logs it), but the slots must not leak.
+            self._flow.release(reserved)
+            raise
         self._backoff = self._backoff.reset()
         self.dispatch(tasks, reserved, locked_at)
         return 0.0 if tasks else self._settings.poll_interval
@@ -159,7 +167,7 @@ class Poller:
         return delay
 
     def _run(self) -> None:
-        while not self._stop_event.is_set():
+        while not self._stop_event.is_set() and not self._failed.is_set():
             try:
                 delay = self.poll_once()
             except Exception as error:
