@@ -110,9 +110,7 @@ def deploy(client: Client) -> Iterator[object]:
     deployments = []
 
     def deploy_file(name: str, engine_client: Client = client) -> str:
-        deployment = engine_client.deploy(
-            "test-%s" % name, [BPMN / name], enable_duplicate_filtering=False
-        )
+        deployment = engine_client.deploy("test-%s" % name, [BPMN / name], enable_duplicate_filtering=False)
         deployments.append((engine_client, deployment.id))
         return deployment.id
 

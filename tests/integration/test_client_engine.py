@@ -105,18 +105,14 @@ def test_fetch_honours_the_variables_filter_and_reports_lock_details(client: Cli
     assert task.retries is None
 
 
-def test_a_list_drives_the_multi_instance_and_each_task_sees_its_element(
-    client: Client, deploy: Any
-) -> None:
+def test_a_list_drives_the_multi_instance_and_each_task_sees_its_element(client: Client, deploy: Any) -> None:
     deploy("loan-granting.bpmn")
     instance = client.start_process_instance("loan-granting")
     checker = fetch_one(client, "creditScoreChecker")
 
     client.complete(checker.id, variables={"creditScores": [7, 3, 9]})
 
-    granted = client.fetch_and_lock(
-        [FetchTopic(topic_name="loanGranter", lock_duration=60_000)], max_tasks=5
-    )
+    granted = client.fetch_and_lock([FetchTopic(topic_name="loanGranter", lock_duration=60_000)], max_tasks=5)
     rejected = client.fetch_and_lock(
         [FetchTopic(topic_name="requestRejecter", lock_duration=60_000)], max_tasks=5
     )
@@ -124,9 +120,7 @@ def test_a_list_drives_the_multi_instance_and_each_task_sees_its_element(
     assert [t.variables["score"] for t in rejected] == [3]
     tree = client.get_activity_instance_tree(instance.id)
     assert tree.id == instance.id
-    scoped = client.get_variable_instances(
-        process_instance_id_in=[instance.id], variable_name="score"
-    )
+    scoped = client.get_variable_instances(process_instance_id_in=[instance.id], variable_name="score")
     assert sorted(v.typed_value.value for v in scoped) == [3, 7, 9]
     assert {v.execution_id for v in scoped}.isdisjoint({instance.id})
 
@@ -146,9 +140,7 @@ def test_failures_count_retries_down_to_an_incident_and_retries_revive_it(
     assert client.get_error_details(task.id) == "Traceback: details"
 
     client.handle_failure(task.id, "still down", retries=0)
-    assert client.fetch_and_lock(
-        [FetchTopic(topic_name="mayThrow", lock_duration=1000)], max_tasks=1
-    ) == []
+    assert client.fetch_and_lock([FetchTopic(topic_name="mayThrow", lock_duration=1000)], max_tasks=1) == []
     assert client.count_tasks(process_instance_id=instance.id, no_retries_left=True) == 1
 
     client.set_retries(task.id, 2)
@@ -163,9 +155,9 @@ def test_a_bpmn_error_is_caught_by_the_boundary_event(client: Client, deploy: An
     client.handle_bpmn_error(task.id, "LOAN_REJECTED", error_message="too risky")
 
     assert client.count_history_process_instances(process_instance_id=instance.id, finished=True) == 1
-    assert client.count_history_activity_instances(
-        process_instance_id=instance.id, activity_id="caughtEnd"
-    ) == 1
+    assert (
+        client.count_history_activity_instances(process_instance_id=instance.id, activity_id="caughtEnd") == 1
+    )
 
 
 def test_complete_ends_the_instance_on_the_normal_path(client: Client, deploy: Any) -> None:
@@ -175,15 +167,17 @@ def test_complete_ends_the_instance_on_the_normal_path(client: Client, deploy: A
 
     client.complete(task.id, variables={"result": "ok"}, local_variables={"note": "local"})
 
-    assert client.count_history_activity_instances(
-        process_instance_id=instance.id, activity_id="normalEnd"
-    ) == 1
+    assert (
+        client.count_history_activity_instances(process_instance_id=instance.id, activity_id="normalEnd") == 1
+    )
     with pytest.raises(TaskNotFoundError) as raised:
         client.complete(task.id)
     assert raised.value.status_code == 404
 
 
-def test_extend_lock_moves_the_expiry_and_only_the_owner_may(client: Client, deploy: Any, engine: Any) -> None:
+def test_extend_lock_moves_the_expiry_and_only_the_owner_may(
+    client: Client, deploy: Any, engine: Any
+) -> None:
     deploy("bpmn-error.bpmn")
     client.start_process_instance("bpmn-error-test")
     task = fetch_one(client, "mayThrow")
