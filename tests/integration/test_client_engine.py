@@ -254,9 +254,8 @@ def test_history_reports_start_and_end_of_instances(client: Client, deploy: Any)
 def test_basic_auth_is_sent_and_required(auth_engine: Any) -> None:
     with new_client(auth_engine) as authed:
         assert authed.version().startswith("7.24")
-    with Client(auth_engine.url, "anonymous") as anonymous:
-        with pytest.raises(AuthenticationError) as raised:
-            anonymous.version()
+    with Client(auth_engine.url, "anonymous") as anonymous, pytest.raises(AuthenticationError) as raised:
+        anonymous.version()
     assert raised.value.status_code == 401
     with Client(auth_engine.url, "wrong", auth=("demo", "not-the-password")) as wrong:
         with pytest.raises(AuthenticationError):
