@@ -18,7 +18,12 @@ wanted="$(cat "$ROOT/setup.cfg" "$ROOT/setup.py" | "$PY" -c 'import hashlib, sys
 stamp="$VENV/.camunda-ext-installed"
 if [ "$(cat "$stamp" 2>/dev/null)" != "$wanted" ]; then
   echo "Installing camunda_ext and its test tools into $VENV" >&2
-  "$PY" -m pip install --quiet --disable-pip-version-check --upgrade pip setuptools wheel
-  "$PY" -m pip install --quiet --disable-pip-version-check -e "$ROOT[test,lint,plot]"
+  log="$VENV/install.log"
+  if ! { "$PY" -m pip install --disable-pip-version-check --upgrade pip setuptools wheel &&
+         "$PY" -m pip install --disable-pip-version-check -e "$ROOT[test,lint,plot]"; } >"$log" 2>&1; then
+    tail -n 40 "$log" >&2
+    echo "Installing failed; the whole log is in $log" >&2
+    exit 1
+  fi
   echo "$wanted" > "$stamp"
 fi

@@ -158,7 +158,9 @@ class Poller:
     def _back_off(self, error: BaseException) -> float:
         self._backoff = self._backoff.increment()
         delay = self._backoff.delay(self._jitter)
-        logger.warning(
+        # A poll cut short while stopping (the engine shutting down) is expected.
+        log = logger.debug if self._stop_event.is_set() else logger.warning
+        log(
             "fetchAndLock failed (%s); retrying in %.1f s",
             error,
             delay,

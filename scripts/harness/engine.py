@@ -55,6 +55,7 @@ _JVM_OPTIONS = ("-Xms256m", "-Xmx768m", "-XX:+UseSerialGC", "-Duser.timezone=UTC
 _READY_TIMEOUT = 180.0  # seconds; startup takes ~5-15 s, more on a loaded CI machine
 _STOP_TIMEOUT = 30.0  # seconds between SIGTERM and SIGKILL
 _POLL_INTERVAL = 0.25  # seconds between readiness probes
+_START_ATTEMPTS = 3  # a port picked by free_port() can be taken before Tomcat binds it
 
 JdbcTarget = Tuple[str, str, str]
 """A database given as ``(jdbc_url, user, password)``."""
@@ -119,26 +120,28 @@ def _check_java() -> None:
 def build_jar(project_dir: Path = ENGINE_PROJECT, *, force: bool = False) -> Path:
     """Build the engine jar unless an up-to-date one exists.
 
-    The jar is ``target/camunda-test-engine.jar``; ``target/camunda-test-engine.sha256``
-    holds the :func:`source_hash` it was built from. Concurrent callers (for example
-    parallel test processes) wait on a file lock, so Maven runs at most once.
+    Maven writes ``target/camunda-test-engine.jar``; the harness runs a copy named
+    after the :func:`source_hash` (``target/camunda-test-engine-<hash>.jar``), so a
+    rebuild never rewrites a jar that a running engine is reading. The stamp file
+    ``target/camunda-test-engine.sha256`` holds the hash of the latest build.
+    Concurrent callers (for example parallel test processes) wait on a file lock, so
+    Maven runs at most once.
 
     Args:
         project_dir: The Maven project directory.
-        force: Rebuild even when the stamp matches.
+        force: Rebuild even when an up-to-date jar exists.
 
     Returns:
-        The path of the jar.
+        The path of the jar to run.
 
     Raises:
         HarnessError: java or mvn is missing, Java is older than 17, or Maven failed
             (the message ends with Maven's output).
     """
     target = project_dir / "target"
-    jar = target / _JAR_NAME
-    stamp = target / _STAMP_NAME
     wanted = source_hash(project_dir)
-    if not force and _stamp_matches(jar, stamp, wanted):
+    jar = target / ("camunda-test-engine-%s.jar" % wanted[:16])
+    if not force and jar.is_file():
         _LOGGER.debug("engine jar %s is up to date", jar)
         return jar
 
@@ -150,29 +153,25 @@ def build_jar(project_dir: Path = ENGINE_PROJECT, *, force: bool = False) -> Pat
     target.mkdir(parents=True, exist_ok=True)
     with open(target / ".build.lock", "w", encoding="ascii") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file is closed
-        if not force and _stamp_matches(jar, stamp, wanted):
+        if not force and jar.is_file():
             return jar  # another process built it while we waited
-        stamp.unlink(missing_ok=True)
         # Classes of deleted sources would otherwise survive an incremental build.
         shutil.rmtree(target / "classes", ignore_errors=True)
-        _LOGGER.info("building the engine jar with Maven (first build downloads ~100 MB)")
+        _LOGGER.info("building the engine jar with Maven (the first build downloads ~100 MB)")
         started = time.monotonic()
         result = subprocess.run(
             [mvn, "-B", "-q", "-DskipTests", "package"], cwd=str(project_dir),
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, check=False)
-        if result.returncode != 0 or not jar.is_file():
+        built = target / _JAR_NAME
+        if result.returncode != 0 or not built.is_file():
             raise HarnessError("Maven build of %s failed (exit code %d):\n%s"
                                % (project_dir, result.returncode, tail(result.stdout, 60)))
-        stamp.write_text(wanted + "\n", encoding="ascii")
+        partial = jar.with_suffix(".jar.partial")
+        shutil.copyfile(built, partial)
+        os.replace(partial, jar)  # atomic: readers never see a half-written jar
+        (target / _STAMP_NAME).write_text(wanted + "\n", encoding="ascii")
         _LOGGER.info("engine jar built in %.0f s: %s", time.monotonic() - started, jar)
     return jar
-
-
-def _stamp_matches(jar: Path, stamp: Path, wanted: str) -> bool:
-    try:
-        return jar.is_file() and stamp.read_text(encoding="ascii").strip() == wanted
-    except OSError:
-        return False
 
 
 class Engine:
@@ -192,7 +191,8 @@ class Engine:
         basic_auth: Whether the REST API requires credentials.
         username: Basic-auth user name (``demo``).
         password: Basic-auth password (``demo``).
-        log_path: File receiving the engine's stdout and stderr.
+        log_path: File receiving the engine's stdout and stderr; for a temporary log,
+            None until :meth:`start`.
     """
 
     username = "demo"
@@ -223,11 +223,12 @@ class Engine:
                 ``{"CAMUNDA_BPM_REST_API_FETCH_AND_LOCK_UNIQUE_WORKER_REQUEST": "true"}``.
         """
         self.jar = Path(jar)
+        self._requested_port = port
         self.port: int = port or free_port()
         self.basic_auth = basic_auth
         self._database = _jdbc_target(postgres)
         self._own_log = log_path is None
-        self.log_path = Path(log_path) if log_path is not None else _temp_log_path()
+        self.log_path: Path | None = Path(log_path) if log_path is not None else None
         self._extra_env = dict(env or {})
         self._process: subprocess.Popen[bytes] | None = None
 
@@ -279,9 +280,34 @@ class Engine:
             raise HarnessError("java not found on PATH")
         if not self.jar.is_file():
             raise HarnessError("engine jar %s does not exist; run build_jar() first" % self.jar)
+        if self.log_path is None:
+            self.log_path = _temp_log_path()
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        args = [java, *_JVM_OPTIONS, "-jar", str(self.jar)]
         started = time.monotonic()
+        for attempt in range(1, _START_ATTEMPTS + 1):
+            self._launch(java)
+            try:
+                self._wait_ready(started, timeout)
+                break
+            except HarnessError as exc:
+                log_tail = self.log_tail()
+                self._terminate()
+                port_taken = "already in use" in log_tail
+                if self._requested_port is None and port_taken and attempt < _START_ATTEMPTS:
+                    _LOGGER.info("port %d was taken; retrying on another port", self.port)
+                    self.port = free_port()
+                    continue
+                self.stop()
+                raise
+            except BaseException:
+                self.stop()
+                raise
+        _LOGGER.info("engine ready at %s after %.1f s", self.url, time.monotonic() - started)
+        return self
+
+    def _launch(self, java: str) -> None:
+        assert self.log_path is not None
+        args = [java, *_JVM_OPTIONS, "-jar", str(self.jar)]
         with open(self.log_path, "wb") as log:
             # Own session: a Ctrl-C in the terminal reaches the caller, which then
             # stops the engine in order, instead of hitting Java directly.
@@ -292,13 +318,6 @@ class Engine:
         atexit.register(self.stop)
         _LOGGER.info("engine starting (pid %d, port %d, %s); log in %s",
                      self._process.pid, self.port, self.database_url, self.log_path)
-        try:
-            self._wait_ready(started, timeout)
-        except BaseException:
-            self.stop()
-            raise
-        _LOGGER.info("engine ready at %s after %.1f s", self.url, time.monotonic() - started)
-        return self
 
     def stop(self, *, timeout: float = _STOP_TIMEOUT) -> None:
         """Stop the engine: SIGTERM, wait, then SIGKILL. Idempotent.
@@ -306,6 +325,13 @@ class Engine:
         Args:
             timeout: Seconds to wait after SIGTERM before killing.
         """
+        self._terminate(timeout)
+        if self._own_log and self.log_path is not None:
+            shutil.rmtree(self.log_path.parent, ignore_errors=True)
+            self.log_path = None
+
+    def _terminate(self, timeout: float = _STOP_TIMEOUT) -> None:
+        """Stop the Java process, if any, keeping the log."""
         process, self._process = self._process, None
         if process is None:
             return
@@ -320,12 +346,6 @@ class Engine:
                 process.kill()
                 process.wait()
         _LOGGER.info("engine on port %d stopped (exit code %s)", self.port, process.returncode)
-        if self._own_log:
-            self.log_path.unlink(missing_ok=True)
-            try:
-                self.log_path.parent.rmdir()
-            except OSError:
-                pass
 
     def basic_auth_header(self) -> dict[str, str]:
         """Return the ``Authorization`` header for the REST API (empty without basic auth).
@@ -348,7 +368,7 @@ class Engine:
         Returns:
             The lines joined with newlines.
         """
-        return tail(self.log_path, lines)
+        return tail(self.log_path, lines) if self.log_path is not None else ""
 
     def __enter__(self) -> Engine:
         if self._process is None:
