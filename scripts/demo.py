@@ -21,11 +21,11 @@ from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import loan_granting  # noqa: E402
-from harness import HarnessError, start_engine, start_postgres  # noqa: E402
-from harness.docker_engine import start_docker_engine  # noqa: E402
+import loan_granting
 
-from camunda_ext import CamundaError, Client, CountingMetrics, Worker  # noqa: E402
+from camunda_ext import CamundaError, Client, CountingMetrics, Worker
+from harness import HarnessError, start_engine, start_postgres
+from harness.docker_engine import start_docker_engine
 
 logger = logging.getLogger("demo")
 
@@ -94,7 +94,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--timeout", type=float, default=600, help="seconds to wait for the instances")
     where = parser.add_mutually_exclusive_group()
     where.add_argument("--postgres", action="store_true", help="run the engine on a throw-away PostgreSQL")
-    where.add_argument("--docker", action="store_true", help="run the docker/ engine image via the docker SDK")
+    where.add_argument(
+        "--docker", action="store_true", help="run the docker/ engine image via the docker SDK"
+    )
     where.add_argument("--engine-url", help="use a running engine (CAMUNDA_USER/CAMUNDA_PASSWORD for auth)")
     parser.add_argument("-v", "--verbose", action="store_true", help="log the worker's activity")
     args = parser.parse_args(argv)

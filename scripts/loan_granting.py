@@ -61,7 +61,9 @@ def start_instances(client: Client, count: int, *, concurrency: int = 8) -> List
     """Start ``count`` instances with at most ``concurrency`` requests at a time."""
     with concurrent.futures.ThreadPoolExecutor(concurrency, thread_name_prefix="starter") as pool:
         futures = [
-            pool.submit(lambda n: client.start_process_instance(PROCESS_KEY, business_key="loan-%d" % n).id, n)
+            pool.submit(
+                lambda n: client.start_process_instance(PROCESS_KEY, business_key="loan-%d" % n).id, n
+            )
             for n in range(count)
         ]
         return [future.result() for future in futures]

@@ -1,9 +1,10 @@
 """Build and run the Camunda 7 test engine (``tests/engine``, a Spring Boot jar).
 
-:func:`build_jar` runs Maven only when the Maven project's sources changed since the
-last build: it keeps a SHA-256 of ``pom.xml`` and ``src/**`` in a stamp file next to
-the jar. :func:`start_engine` starts the jar on a loopback port with H2 (default) or
-a PostgreSQL database and waits until the REST API answers.
+:func:`build_jar` runs Maven only when the Maven project's sources changed: the jar
+it returns is named after a SHA-256 of ``pom.xml`` and ``src/**``
+(``target/camunda-test-engine-<hash>.jar``). :func:`start_engine` starts the jar on a
+loopback port with H2 (default) or a PostgreSQL database and waits until the REST
+API answers.
 """
 
 from __future__ import annotations
@@ -99,8 +100,9 @@ def java_version(java: str = "java") -> int:
     path = shutil.which(java)
     if path is None:
         raise HarnessError("java not found on PATH; install a JDK %d or later" % _MIN_JAVA)
-    result = subprocess.run([path, "-version"], stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, check=False)
+    result = subprocess.run(
+        [path, "-version"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, check=False
+    )
     match = re.search(r'version "(\d+)(?:\.(\d+))?', result.stdout)
     if match is None:
         raise HarnessError("cannot read the Java version from: %s" % result.stdout.strip())
@@ -113,8 +115,9 @@ def java_version(java: str = "java") -> int:
 def _check_java() -> None:
     major = java_version()
     if major < _MIN_JAVA:
-        raise HarnessError("Java %d found on PATH; the test engine needs Java %d or later"
-                           % (major, _MIN_JAVA))
+        raise HarnessError(
+            "Java %d found on PATH; the test engine needs Java %d or later" % (major, _MIN_JAVA)
+        )
 
 
 def build_jar(project_dir: Path = ENGINE_PROJECT, *, force: bool = False) -> Path:
@@ -148,8 +151,7 @@ def build_jar(project_dir: Path = ENGINE_PROJECT, *, force: bool = False) -> Pat
     _check_java()
     mvn = shutil.which("mvn")
     if mvn is None:
-        raise HarnessError("mvn not found on PATH; install Maven 3.8 or later to build %s"
-                           % project_dir)
+        raise HarnessError("mvn not found on PATH; install Maven 3.8 or later to build %s" % project_dir)
     target.mkdir(parents=True, exist_ok=True)
     with open(target / ".build.lock", "w", encoding="ascii") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file is closed
@@ -160,12 +162,19 @@ def build_jar(project_dir: Path = ENGINE_PROJECT, *, force: bool = False) -> Pat
         _LOGGER.info("building the engine jar with Maven (the first build downloads ~100 MB)")
         started = time.monotonic()
         result = subprocess.run(
-            [mvn, "-B", "-q", "-DskipTests", "package"], cwd=str(project_dir),
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, check=False)
+            [mvn, "-B", "-q", "-DskipTests", "package"],
+            cwd=str(project_dir),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            check=False,
+        )
         built = target / _JAR_NAME
         if result.returncode != 0 or not built.is_file():
-            raise HarnessError("Maven build of %s failed (exit code %d):\n%s"
-                               % (project_dir, result.returncode, tail(result.stdout, 60)))
+            raise HarnessError(
+                "Maven build of %s failed (exit code %d):\n%s"
+                % (project_dir, result.returncode, tail(result.stdout, 60))
+            )
         partial = jar.with_suffix(".jar.partial")
         shutil.copyfile(built, partial)
         os.replace(partial, jar)  # atomic: readers never see a half-written jar
@@ -234,7 +243,11 @@ class Engine:
 
     def __repr__(self) -> str:
         return "Engine(url=%r, database=%r, basic_auth=%r, pid=%r)" % (
-            self.url, self.database_url, self.basic_auth, self.pid)
+            self.url,
+            self.database_url,
+            self.basic_auth,
+            self.pid,
+        )
 
     @property
     def url(self) -> str:
@@ -270,14 +283,15 @@ class Engine:
             This engine, for chaining.
 
         Raises:
-            HarnessError: The process exited, or did not become ready in time; the
-                message ends with the tail of the engine log.
+            HarnessError: Java is missing or older than 17, or the process exited or
+                did not become ready in time; the message then ends with the tail of
+                the engine log.
         """
         if self._process is not None:
             raise HarnessError("engine already started")
+        _check_java()
         java = shutil.which("java")
-        if java is None:
-            raise HarnessError("java not found on PATH")
+        assert java is not None  # checked by _check_java()
         if not self.jar.is_file():
             raise HarnessError("engine jar %s does not exist; run build_jar() first" % self.jar)
         if self.log_path is None:
@@ -289,7 +303,7 @@ class Engine:
             try:
                 self._wait_ready(started, timeout)
                 break
-            except HarnessError as exc:
+            except HarnessError:
                 log_tail = self.log_tail()
                 self._terminate()
                 port_taken = "already in use" in log_tail
@@ -312,12 +326,22 @@ class Engine:
             # Own session: a Ctrl-C in the terminal reaches the caller, which then
             # stops the engine in order, instead of hitting Java directly.
             self._process = subprocess.Popen(
-                args, env=self._environment(), stdin=subprocess.DEVNULL, stdout=log,
-                stderr=subprocess.STDOUT, cwd=str(self.log_path.parent),
-                start_new_session=True)
+                args,
+                env=self._environment(),
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=str(self.log_path.parent),
+                start_new_session=True,
+            )
         atexit.register(self.stop)
-        _LOGGER.info("engine starting (pid %d, port %d, %s); log in %s",
-                     self._process.pid, self.port, self.database_url, self.log_path)
+        _LOGGER.info(
+            "engine starting (pid %d, port %d, %s); log in %s",
+            self._process.pid,
+            self.port,
+            self.database_url,
+            self.log_path,
+        )
 
     def stop(self, *, timeout: float = _STOP_TIMEOUT) -> None:
         """Stop the engine: SIGTERM, wait, then SIGKILL. Idempotent.
@@ -341,8 +365,7 @@ class Engine:
             try:
                 process.wait(timeout)
             except subprocess.TimeoutExpired:
-                _LOGGER.warning("engine pid %d ignored SIGTERM for %.0f s; killing it",
-                                process.pid, timeout)
+                _LOGGER.warning("engine pid %d ignored SIGTERM for %.0f s; killing it", process.pid, timeout)
                 process.kill()
                 process.wait()
         _LOGGER.info("engine on port %d stopped (exit code %s)", self.port, process.returncode)
@@ -355,8 +378,7 @@ class Engine:
         """
         if not self.basic_auth:
             return {}
-        token = base64.b64encode(
-            ("%s:%s" % (self.username, self.password)).encode("utf-8")).decode("ascii")
+        token = base64.b64encode(("%s:%s" % (self.username, self.password)).encode("utf-8")).decode("ascii")
         return {"Authorization": "Basic " + token}
 
     def log_tail(self, lines: int = 40) -> str:
@@ -375,8 +397,9 @@ class Engine:
             self.start()
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.stop()
 
     # -- internals ---------------------------------------------------------------
@@ -388,8 +411,7 @@ class Engine:
         env["HARNESS_BASIC_AUTH"] = "true" if self.basic_auth else "false"
         if self._database is not None:
             url, user, password = self._database
-            env.update(DB_URL=url, DB_DRIVER="org.postgresql.Driver",
-                       DB_USERNAME=user, DB_PASSWORD=password)
+            env.update(DB_URL=url, DB_DRIVER="org.postgresql.Driver", DB_USERNAME=user, DB_PASSWORD=password)
         env.update(self._extra_env)
         return env
 
@@ -399,8 +421,7 @@ class Engine:
             assert self._process is not None
             code = self._process.poll()
             if code is not None:
-                raise HarnessError("engine exited with code %d during startup:\n%s"
-                                   % (code, self.log_tail()))
+                raise HarnessError("engine exited with code %d during startup:\n%s" % (code, self.log_tail()))
             try:
                 with urllib.request.urlopen(probe, timeout=2.0) as response:
                     if response.status == 200:
@@ -408,8 +429,9 @@ class Engine:
             except (urllib.error.URLError, OSError):
                 pass  # not listening yet: Tomcat binds only once the engine is up
             if time.monotonic() - started >= timeout:
-                raise HarnessError("engine not ready at %s after %.0f s:\n%s"
-                                   % (probe, timeout, self.log_tail()))
+                raise HarnessError(
+                    "engine not ready at %s after %.0f s:\n%s" % (probe, timeout, self.log_tail())
+                )
             time.sleep(_POLL_INTERVAL)
 
 
@@ -456,6 +478,7 @@ def start_engine(
     Raises:
         HarnessError: The build failed or the engine did not start.
     """
-    engine = Engine(jar or build_jar(), port=port, postgres=postgres,
-                    basic_auth=basic_auth, log_path=log_path, env=env)
+    engine = Engine(
+        jar or build_jar(), port=port, postgres=postgres, basic_auth=basic_auth, log_path=log_path, env=env
+    )
     return engine.start(timeout=timeout)

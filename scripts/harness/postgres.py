@@ -72,8 +72,7 @@ def find_postgres_bin(*, install: bool = True) -> Path:
     _apt_install_postgres()
     found = _installed_bins()
     if not found:
-        raise HarnessError(
-            "apt-get installed postgresql but no %s/*/bin/initdb exists" % _PG_ROOT)
+        raise HarnessError("apt-get installed postgresql but no %s/*/bin/initdb exists" % _PG_ROOT)
     return found[-1]
 
 
@@ -96,19 +95,20 @@ def _apt_install_postgres() -> None:
     if os.geteuid() != 0:
         raise HarnessError(
             "PostgreSQL is not installed and installing it needs root: "
-            "run 'apt-get update && apt-get install -y postgresql'")
+            "run 'apt-get update && apt-get install -y postgresql'"
+        )
     if shutil.which("apt-get") is None:
         raise HarnessError("PostgreSQL is not installed and apt-get is not available")
     _LOGGER.info("PostgreSQL not found; installing it with apt-get, this takes a minute")
     env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
     for args in (["apt-get", "update"], ["apt-get", "install", "-y", "postgresql"]):
         result = subprocess.run(
-            args, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-            check=False)
+            args, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, check=False
+        )
         if result.returncode != 0:
             raise HarnessError(
-                "%s failed with exit code %d:\n%s"
-                % (" ".join(args), result.returncode, tail(result.stdout)))
+                "%s failed with exit code %d:\n%s" % (" ".join(args), result.returncode, tail(result.stdout))
+            )
 
 
 class PostgresCluster:
@@ -153,7 +153,10 @@ class PostgresCluster:
 
     def __repr__(self) -> str:
         return "PostgresCluster(port=%d, base_dir=%r, running=%r)" % (
-            self.port, str(self.base_dir) if self.base_dir else None, self._running)
+            self.port,
+            str(self.base_dir) if self.base_dir else None,
+            self._running,
+        )
 
     @property
     def data_dir(self) -> Path:
@@ -179,7 +182,12 @@ class PostgresCluster:
     def dsn(self) -> str:
         """libpq connection string of the application database (role ``camunda``)."""
         return "host=%s port=%d dbname=%s user=%s password=%s" % (
-            self.host, self.port, self.dbname, self.user, self.password)
+            self.host,
+            self.port,
+            self.dbname,
+            self.user,
+            self.password,
+        )
 
     @property
     def running(self) -> bool:
@@ -206,14 +214,19 @@ class PostgresCluster:
             self._start_server()
             self._running = True
             self.psql(
-                "CREATE ROLE %s LOGIN REPLICATION PASSWORD '%s'" % (self.user, self.password),
-                db="postgres")
+                "CREATE ROLE %s LOGIN REPLICATION PASSWORD '%s'" % (self.user, self.password), db="postgres"
+            )
             self.psql("CREATE DATABASE %s OWNER %s" % (self.dbname, self.user), db="postgres")
         except BaseException:
             self.stop()
             raise
-        _LOGGER.info("PostgreSQL %s listening on %s:%d (data in %s)",
-                     self.bin_dir.parent.name, self.host, self.port, self.base_dir)
+        _LOGGER.info(
+            "PostgreSQL %s listening on %s:%d (data in %s)",
+            self.bin_dir.parent.name,
+            self.host,
+            self.port,
+            self.base_dir,
+        )
         return self
 
     def stop(self) -> None:
@@ -226,11 +239,11 @@ class PostgresCluster:
             return
         if (base_dir / "data" / "postmaster.pid").exists():
             result = self._run_pg(
-                [self._bin("pg_ctl"), "-D", str(base_dir / "data"), "-m", "fast", "-w",
-                 "-t", "60", "stop"], check=False)
+                [self._bin("pg_ctl"), "-D", str(base_dir / "data"), "-m", "fast", "-w", "-t", "60", "stop"],
+                check=False,
+            )
             if result.returncode != 0:
-                _LOGGER.warning("pg_ctl stop failed (%s); killing the postmaster",
-                                result.stdout.strip())
+                _LOGGER.warning("pg_ctl stop failed (%s); killing the postmaster", result.stdout.strip())
                 _kill_postmaster(base_dir / "data" / "postmaster.pid")
         self._running = False
         shutil.rmtree(base_dir, ignore_errors=True)
@@ -252,16 +265,29 @@ class PostgresCluster:
             HarnessError: psql failed; the message holds its error output.
         """
         args = [
-            self._bin("psql"), "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1",
-            "-h", str(self.socket_dir), "-p", str(self.port), "-U", user,
-            "-d", db or self.dbname, "-c", sql,
+            self._bin("psql"),
+            "-X",
+            "-q",
+            "-A",
+            "-t",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-h",
+            str(self.socket_dir),
+            "-p",
+            str(self.port),
+            "-U",
+            user,
+            "-d",
+            db or self.dbname,
+            "-c",
+            sql,
         ]
         result = subprocess.run(
-            args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-            timeout=_COMMAND_TIMEOUT, check=False, env=_pg_env())
+            args, capture_output=True, text=True, timeout=_COMMAND_TIMEOUT, check=False, env=_pg_env()
+        )
         if result.returncode != 0:
-            raise HarnessError("psql failed (exit code %d): %s"
-                               % (result.returncode, result.stderr.strip()))
+            raise HarnessError("psql failed (exit code %d): %s" % (result.returncode, result.stderr.strip()))
         return result.stdout
 
     def __enter__(self) -> PostgresCluster:
@@ -269,8 +295,9 @@ class PostgresCluster:
             self.start()
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.stop()
 
     # -- internals ---------------------------------------------------------------
@@ -289,10 +316,21 @@ class PostgresCluster:
         if os.geteuid() == 0:
             entry = pwd.getpwnam(_OS_USER)
             os.chown(base_dir, entry.pw_uid, entry.pw_gid)
-        self._run_pg([
-            self._bin("initdb"), "-D", str(self.data_dir), "-U", "postgres", "-A", "trust",
-            "-E", "UTF8", "--locale=C", "--no-sync",
-        ])
+        self._run_pg(
+            [
+                self._bin("initdb"),
+                "-D",
+                str(self.data_dir),
+                "-U",
+                "postgres",
+                "-A",
+                "trust",
+                "-E",
+                "UTF8",
+                "--locale=C",
+                "--no-sync",
+            ]
+        )
         with open(self.data_dir / "postgresql.conf", "a", encoding="utf-8") as conf:
             conf.write("\n# test harness settings\n")
             conf.write("unix_socket_directories = '%s'\n" % self.socket_dir)
@@ -302,10 +340,22 @@ class PostgresCluster:
     def _start_server(self) -> None:
         for attempt in range(1, _START_ATTEMPTS + 1):
             self.port = self._requested_port or free_port()
-            result = self._run_pg([
-                self._bin("pg_ctl"), "-D", str(self.data_dir), "-l", str(self.log_path),
-                "-w", "-t", "60", "-o", "-p %d" % self.port, "start",
-            ], check=False)
+            result = self._run_pg(
+                [
+                    self._bin("pg_ctl"),
+                    "-D",
+                    str(self.data_dir),
+                    "-l",
+                    str(self.log_path),
+                    "-w",
+                    "-t",
+                    "60",
+                    "-o",
+                    "-p %d" % self.port,
+                    "start",
+                ],
+                check=False,
+            )
             if result.returncode == 0:
                 return
             log_tail = tail(self.log_path)
@@ -313,8 +363,10 @@ class PostgresCluster:
             if self._requested_port is None and port_taken and attempt < _START_ATTEMPTS:
                 _LOGGER.info("port %d was taken; retrying on another port", self.port)
                 continue
-            raise HarnessError("PostgreSQL did not start (pg_ctl exit code %d):\n%s\n%s"
-                               % (result.returncode, result.stdout.strip(), log_tail))
+            raise HarnessError(
+                "PostgreSQL did not start (pg_ctl exit code %d):\n%s\n%s"
+                % (result.returncode, result.stdout.strip(), log_tail)
+            )
 
     def _run_pg(self, args: list[str], *, check: bool = True) -> subprocess.CompletedProcess[str]:
         """Run a server-side PostgreSQL program, as the postgres OS user when we are root."""
@@ -323,11 +375,19 @@ class PostgresCluster:
             args = ["runuser", "-u", _OS_USER, "--", *args]
         # cwd "/": the postgres OS user may not be allowed into the caller's directory.
         result = subprocess.run(
-            args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-            timeout=_COMMAND_TIMEOUT, check=False, cwd="/", env=_pg_env())
+            args,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            timeout=_COMMAND_TIMEOUT,
+            check=False,
+            cwd="/",
+            env=_pg_env(),
+        )
         if check and result.returncode != 0:
-            raise HarnessError("%s failed (exit code %d):\n%s"
-                               % (program, result.returncode, tail(result.stdout)))
+            raise HarnessError(
+                "%s failed (exit code %d):\n%s" % (program, result.returncode, tail(result.stdout))
+            )
         return result
 
 
