@@ -130,7 +130,7 @@ def percentile(values: Sequence[float], fraction: float) -> float:
     if not values:
         return 0.0
     ordered = sorted(values)
-    rank = max(int(round(fraction * len(ordered) + 0.5)) - 1, 0)
+    rank = max(round(fraction * len(ordered) + 0.5) - 1, 0)
     return ordered[min(rank, len(ordered) - 1)]
 
 
