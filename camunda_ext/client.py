@@ -383,7 +383,7 @@ class Client:
             "/process-instance/%s/variables" % process_instance_id,
             params={"deserializeValues": _flag(deserialize_values)},
         )
-        return decode_variables(data)
+        return _variable_map(data)
 
     def get_local_variables(
         self, execution_id: str, *, deserialize_values: bool = False
@@ -394,7 +394,7 @@ class Client:
             "/execution/%s/localVariables" % execution_id,
             params={"deserializeValues": _flag(deserialize_values)},
         )
-        return decode_variables(data)
+        return _variable_map(data)
 
     def get_variable_instances(
         self, *, deserialize_values: bool = False, **filters: Any
@@ -600,6 +600,13 @@ def _structure_list(data: Any, cls: Type[T]) -> List[T]:
     if not isinstance(data, list):
         raise DecodeError("expected a JSON array of %s, got %s" % (cls.__name__, type(data).__name__))
     return [_converter.structure(item, cls) for item in data]
+
+
+def _variable_map(data: Any) -> Dict[str, TypedValue]:
+    # An empty or null answer is no variable map: the engine always sends an object here.
+    if not isinstance(data, dict):
+        raise DecodeError("expected a JSON object of variables, got %s" % type(data).__name__)
+    return decode_variables(data)
 
 
 def _count(data: Any) -> int:

@@ -484,7 +484,10 @@ def _decode_int(kind: str, value: Any) -> int:
 def _decode_double(kind: str, value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise DecodeError("Double variable with value %r" % (value,))
-    return float(value)
+    try:
+        return float(value)
+    except OverflowError:
+        raise DecodeError("Double variable beyond the range of a double: %r" % (value,)) from None
 
 
 def _decode_string(kind: str, value: Any) -> str:
