@@ -43,6 +43,13 @@ def camel_case(name: str) -> str:
 _WHOLE = "\x00whole:"
 
 
+def _strict_str(value: Any, _: Any) -> str:
+    # cattrs would turn null or a number into "None" or "12": an id must really be text.
+    if not isinstance(value, str):
+        raise DecodeError("expected a string, got %r" % (value,))
+    return value
+
+
 def _as_is(value: Any, _: Any) -> Any:
     return value
 
@@ -54,6 +61,7 @@ def _wire_name(field: attrs.Attribute) -> Any:  # type: ignore[type-arg]
 def make_converter() -> cattrs.Converter:
     """Build the converter used for every request body and answer."""
     converter = cattrs.Converter(detailed_validation=False)
+    converter.register_structure_hook(str, _strict_str)
     converter.register_structure_hook(_dt.datetime, lambda value, _: parse_date(value))
     converter.register_unstructure_hook(_dt.datetime, format_date)
     converter.register_structure_hook_func(

@@ -18,6 +18,7 @@ from typing import Any, Mapping, Optional, Protocol, Tuple, Union
 
 import attrs
 
+from camunda_ext.errors import ConfigurationError
 from camunda_ext.variables import TypedValue, to_typed
 
 __all__ = [
@@ -221,7 +222,7 @@ class ExtendLockBuilder:
     def execute(self) -> None:
         """Send ``POST /external-task/{id}/extendLock``."""
         if self._new_duration is None:
-            raise ValueError("call new_duration(ms) before execute()")
+            raise ConfigurationError("call new_duration(ms) before execute()")
         self._reporter.extend_lock(self._task_id, self._new_duration)
 
 

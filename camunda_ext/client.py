@@ -12,6 +12,7 @@ import datetime as _dt
 import json
 import os
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Type, TypeVar, Union
+from urllib.parse import quote
 
 import requests
 
@@ -209,7 +210,7 @@ class Client:
             OptimisticLockingError: A concurrent lock or fetch won the row.
         """
         self._task_call(
-            "/external-task/%s/lock" % task_id,
+            "/external-task/%s/lock" % _segment(task_id),
             {"workerId": self.worker_id, "lockDuration": lock_duration},
         )
 
@@ -233,7 +234,7 @@ class Client:
         """
         body: Dict[str, Any] = {"workerId": self.worker_id}
         _put_variables(body, variables, local_variables)
-        self._task_call("/external-task/%s/complete" % task_id, body)
+        self._task_call("/external-task/%s/complete" % _segment(task_id), body)
 
     def handle_failure(
         self,
@@ -266,7 +267,7 @@ class Client:
         if error_details is not None:
             body["errorDetails"] = error_details
         _put_variables(body, variables, local_variables)
-        self._task_call("/external-task/%s/failure" % task_id, body)
+        self._task_call("/external-task/%s/failure" % _segment(task_id), body)
 
     def handle_bpmn_error(
         self,
@@ -288,7 +289,7 @@ class Client:
         if error_message is not None:
             body["errorMessage"] = error_message
         _put_variables(body, variables, None)
-        self._task_call("/external-task/%s/bpmnError" % task_id, body)
+        self._task_call("/external-task/%s/bpmnError" % _segment(task_id), body)
 
     def extend_lock(self, task_id: str, new_duration: int) -> None:
         """Set the lock to expire ``new_duration`` milliseconds from now.
@@ -299,19 +300,19 @@ class Client:
             TaskNotFoundError: The task no longer exists.
         """
         self._task_call(
-            "/external-task/%s/extendLock" % task_id,
+            "/external-task/%s/extendLock" % _segment(task_id),
             {"workerId": self.worker_id, "newDuration": new_duration},
         )
 
     def unlock(self, task_id: str) -> None:
         """Release the lock so the task can be fetched again at once."""
-        self._task_call("/external-task/%s/unlock" % task_id)
+        self._task_call("/external-task/%s/unlock" % _segment(task_id))
 
     def set_retries(self, task_id: str, retries: int) -> None:
         """Set a task's retries; 0 raises an incident, more resolves it."""
         self._call(
             "PUT",
-            "/external-task/%s/retries" % task_id,
+            "/external-task/%s/retries" % _segment(task_id),
             body={"retries": retries},
             not_found=TaskNotFoundError,
         )
@@ -322,7 +323,7 @@ class Client:
         Raises:
             TaskNotFoundError: The task does not exist.
         """
-        data = self._call("GET", "/external-task/%s" % task_id, not_found=TaskNotFoundError)
+        data = self._call("GET", "/external-task/%s" % _segment(task_id), not_found=TaskNotFoundError)
         return _converter.structure(data, ExternalTask)
 
     def get_tasks(
@@ -357,11 +358,12 @@ class Client:
         """
         # The details are text/plain; the engine answers 406 to an Accept of JSON only.
         response = self._endpoint.request(
-            "GET", "/external-task/%s/errorDetails" % task_id, accept="text/plain, application/json"
+            "GET", "/external-task/%s/errorDetails" % _segment(task_id), accept="text/plain, application/json"
         )
         if response.status_code == 500 and _body_type(response) == "NullValueException":
             # The engine answers an unknown id here with 500 NullValueException.
-            raise engine_error(response, not_found=TaskNotFoundError, status_code=404)
+            kind, message, code = _error_body(response)
+            raise TaskNotFoundError(response.status_code, kind, message, code)
         if response.status_code >= 300:
             raise engine_error(response, not_found=TaskNotFoundError)
         if response.status_code == 204:
@@ -380,7 +382,7 @@ class Client:
         """
         data = self._call(
             "GET",
-            "/process-instance/%s/variables" % process_instance_id,
+            "/process-instance/%s/variables" % _segment(process_instance_id),
             params={"deserializeValues": _flag(deserialize_values)},
         )
         return _variable_map(data)
@@ -391,7 +393,7 @@ class Client:
         """The variables local to one execution, typed (``{name: TypedValue}``)."""
         data = self._call(
             "GET",
-            "/execution/%s/localVariables" % execution_id,
+            "/execution/%s/localVariables" % _segment(execution_id),
             params={"deserializeValues": _flag(deserialize_values)},
         )
         return _variable_map(data)
@@ -417,7 +419,7 @@ class Client:
 
     def get_activity_instance_tree(self, process_instance_id: str) -> ActivityInstance:
         """The activity-instance tree of a running process instance."""
-        data = self._call("GET", "/process-instance/%s/activity-instances" % process_instance_id)
+        data = self._call("GET", "/process-instance/%s/activity-instances" % _segment(process_instance_id))
         return _converter.structure(data, ActivityInstance)
 
     # ------------------------------------------------------------------ deployments and instances
@@ -474,7 +476,7 @@ class Client:
             "skipCustomListeners": _flag(skip_custom_listeners),
             "skipIoMappings": _flag(skip_io_mappings),
         }
-        self._call("DELETE", "/deployment/%s" % deployment_id, params=params)
+        self._call("DELETE", "/deployment/%s" % _segment(deployment_id), params=params)
 
     def start_process_instance(
         self,
@@ -490,9 +492,9 @@ class Client:
         Raises:
             NotFoundError: No definition with that key.
         """
-        path = "/process-definition/key/%s" % key
+        path = "/process-definition/key/%s" % _segment(key)
         if tenant_id is not None:
-            path += "/tenant-id/%s" % tenant_id
+            path += "/tenant-id/%s" % _segment(tenant_id)
         body: Dict[str, Any] = {}
         if business_key is not None:
             body["businessKey"] = business_key
@@ -537,10 +539,9 @@ def engine_error(
     response: requests.Response,
     *,
     not_found: Type[NotFoundError] = NotFoundError,
-    status_code: Optional[int] = None,
 ) -> EngineError:
     """Turn an error answer into the narrowest :class:`EngineError` subclass."""
-    status = response.status_code if status_code is None else status_code
+    status = response.status_code
     kind, message, code = _error_body(response)
     cls: Type[EngineError] = EngineError
     if status == 401:
@@ -587,10 +588,15 @@ def _body_type(response: requests.Response) -> Optional[str]:
     return _error_body(response)[0]
 
 
+def _segment(value: str) -> str:
+    """An id as one URL path segment: a ``/`` or ``?`` in it cannot address another resource."""
+    return quote(str(value), safe="")
+
+
 def _json(response: requests.Response) -> Any:
     try:
         return json.loads(response.content)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:
         raise DecodeError(
             "answer of %s %s is not JSON: %s" % (response.request.method, redact_url(response.url), exc)
         ) from None

@@ -294,6 +294,8 @@ def to_typed(value: Any, type: Optional[str] = None) -> TypedValue:
 
 def _typed(value: Any, type: Optional[str]) -> TypedValue:
     """The TypedValue of a value, not yet checked against its type (encoding checks it)."""
+    if isinstance(value, TypedValue) and type is not None and type != value.type:
+        raise VariableError("a %s value cannot be sent as type %r" % (value.type, type))
     if type is None or isinstance(value, TypedValue):
         return _infer(value)
     return _explicit(value, type)

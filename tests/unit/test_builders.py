@@ -11,7 +11,7 @@ import pytest
 
 from camunda_ext import builders
 from camunda_ext.client import Client
-from camunda_ext.errors import VariableError
+from camunda_ext.errors import ConfigurationError, VariableError
 from camunda_ext.models import ExternalTask
 from camunda_ext.variables import Json, Long, TypedValue
 
@@ -327,7 +327,7 @@ def test_extend_lock_requires_a_new_duration(reporter: Any) -> None:
     base = builders.extend_lock(reporter, task())
     base.new_duration(1000)
 
-    with pytest.raises(ValueError, match="new_duration"):
+    with pytest.raises(ConfigurationError, match="new_duration"):
         base.execute()
     assert reporter.mock_calls == []
 

@@ -1514,3 +1514,27 @@ def test_a_refused_connection_shows_no_credentials(caplog: pytest.LogCaptureFixt
     assert re.search(r"POST http://127\.0\.0\.1:\d+/engine-rest/external-task/task-1/complete", str(error))
     assert_no_secret(str(error), repr(error), str(error.__cause__), repr(error.__cause__))
     assert_no_secret(*(record.getMessage() for record in caplog.records))
+
+
+def test_ids_are_escaped_into_one_path_segment(client: Client, engine: responses.RequestsMock) -> None:
+    engine.post(BASE_URL + "/external-task/a%2Fb%3Fc/unlock", status=204)
+
+    client.unlock("a/b?c")
+
+
+def test_the_unknown_task_of_error_details_keeps_the_engines_status(
+    client: Client, engine: responses.RequestsMock
+) -> None:
+    engine.get(TASK_URL + "/errorDetails", status=500, json={"type": "NullValueException", "message": "x"})
+
+    with pytest.raises(TaskNotFoundError) as caught:
+        client.get_error_details("task-1")
+
+    assert caught.value.status_code == 500
+
+
+def test_a_deeply_nested_answer_is_a_decode_error(client: Client, engine: responses.RequestsMock) -> None:
+    engine.get(BASE_URL + "/version", body="[" * 100_000 + "]" * 100_000)
+
+    with pytest.raises(DecodeError):
+        client.version()

@@ -397,3 +397,9 @@ def test_make_converter_builds_an_independent_converter(fixture: Any) -> None:
     assert converter.structure(fixture("external_task"), ExternalTask) == _converter.structure(
         fixture("external_task"), ExternalTask
     )
+
+
+@pytest.mark.parametrize("bad_id", [None, 12, ["x"]])
+def test_an_id_that_is_not_text_is_a_decode_error(bad_id: Any) -> None:
+    with pytest.raises(DecodeError):
+        _converter.structure({"id": bad_id}, ExternalTask)

@@ -371,8 +371,10 @@ def test_typed_value_helpers_choose_the_type(typed: TypedValue, wire: Any) -> No
     assert encode_variables({"v": typed}) == {"v": wire}
 
 
-def test_a_typed_value_keeps_its_type_over_an_explicit_type_argument() -> None:
-    assert encode_value(Long(1), type="String") == {"type": "Long", "value": 1}
+def test_a_typed_value_with_a_conflicting_type_argument_is_refused() -> None:
+    assert encode_value(Long(1), type="Long") == {"type": "Long", "value": 1}
+    with pytest.raises(VariableError):
+        encode_value(Long(1), type="String")
 
 
 @pytest.mark.parametrize("typed", [Long("12"), Short(2**15), Integer(1.5), Double(math.inf), String(3)])
