@@ -51,7 +51,9 @@ class RetryPolicy:
 
     def retry_timeout_for(self, task: ExternalTask) -> int:
         """The retry timeout in milliseconds for this task's next failure."""
-        failures_so_far = 0 if task.retries is None else max(self.retries - task.retries, 0)
+        # The first failure left ``retries`` at self.retries, so a task that still
+        # has them has failed once already.
+        failures_so_far = 0 if task.retries is None else max(self.retries - task.retries + 1, 0)
         timeout = self.retry_timeout * self.backoff_factor ** min(failures_so_far, 64)
         return int(min(timeout, self.max_retry_timeout))
 

@@ -223,8 +223,12 @@ class Dispatcher:
             pending = dict(self._pending)
         # Handlers not yet started are cancelled; their done callbacks unlock them.
         self._executor.shutdown(wait=False, cancel_futures=True)
-        done, not_done = concurrent.futures.wait(pending, timeout=timeout)
-        return [pending[f] for f in done], [pending[f] for f in not_done]
+        # A future cancelled here never counts as done for wait() (no thread will
+        # notify it), so waiting for it would never end: leave those out.
+        cancelled = [task for future, task in pending.items() if future.cancelled()]
+        running = {future: task for future, task in pending.items() if not future.cancelled()}
+        done, not_done = concurrent.futures.wait(running, timeout=timeout)
+        return cancelled + [running[f] for f in done], [running[f] for f in not_done]
 
 
 def describe(error: BaseException) -> Tuple[str, str]:

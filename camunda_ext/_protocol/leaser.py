@@ -154,14 +154,22 @@ class Leaser:
                 else:
                     next_due = min(next_due, until_due)
         for task_id, lease in due:
-            self._extend_one(task_id, lease)
-            next_due = min(next_due, lease.lock_duration / 2)
+            if self._extend_one(task_id, lease):
+                next_due = min(next_due, lease.lock_duration / 2)
+            else:
+                # Try again well before the lock expires, not half a duration later, but
+                # without hammering an engine that is down.
+                remaining = lease.expires_at - self._clock.monotonic()
+                next_due = min(next_due, max(remaining / 4, lease.lock_duration / 20))
         return max(next_due, _MIN_TICK)
 
-    def _extend_one(self, task_id: str, lease: Lease) -> None:
+    def _extend_one(self, task_id: str, lease: Lease) -> bool:
+        """Extend one lock; True if extended or given up for good, False to retry soon."""
         requested_at = self._clock.monotonic()
+        # round(), not int(): lock_duration is a float of seconds (1.001 * 1000 == 1000.999...).
+        duration_ms = round(lease.lock_duration * 1000)
         try:
-            self._client.extend_lock(task_id, int(lease.lock_duration * 1000))
+            self._client.extend_lock(task_id, duration_ms)
         except (TaskNotFoundError, LockConflictError) as exc:
             logger.warning(
                 "Task %s (topic %s) could not be extended and is no longer this worker's (%s); "
@@ -173,7 +181,7 @@ class Leaser:
             with self._leases_lock:
                 if task_id in self._leases:
                     self._leases[task_id] = attrs.evolve(lease, extending=False, expires_at=requested_at)
-            return
+            return True
         except CamundaError:
             logger.warning(
                 "Extending the lock of task %s (topic %s) failed; retrying before it expires",
@@ -181,9 +189,10 @@ class Leaser:
                 lease.topic,
                 exc_info=True,
             )
-            return
+            return False
         self._metrics.lock_extended(lease.topic)
-        self.renewed(task_id, int(lease.lock_duration * 1000), requested_at)
+        self.renewed(task_id, duration_ms, requested_at)
+        return True
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -210,6 +219,8 @@ class Leaser:
         while not self._stop_event.is_set():
             # Cleared before the round, so a lease added during it wakes the next one.
             self._wakeup.clear()
+            if self._stop_event.is_set():
+                break  # stop() set _wakeup just before the clear above
             try:
                 delay = self.maybe_extend()
             except Exception:

@@ -117,8 +117,9 @@ class Manager:
             RuntimeError: Already started.
         """
         with self._state_lock:
-            if self._started:
-                raise RuntimeError("a worker can be started once")
+            if self._started or self._closed:
+                # Started after stop(): the stop sequence already ran and could never run again.
+                raise RuntimeError("a worker can be started once, and not after stop()")
             self._started = True
         self.dispatcher = Dispatcher(
             self.settings.max_tasks,

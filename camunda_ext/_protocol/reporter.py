@@ -48,8 +48,10 @@ class Reporter:
     Transient faults (optimistic locking, connection errors, gateway errors) are
     retried with jittered back-off while the worker still holds the lock; when
     the attempts run out the task is unlocked, so it is fetched again at once
-    instead of waiting for its lock to expire. A task that is gone or locked by
-    another worker is logged and counted as lost. Any other error (the engine
+    instead of waiting for its lock to expire. Once the lock is no longer held
+    the report is dropped, not unlocked (the task may be another worker's by
+    then). A task that is gone or locked by another worker is logged and
+    counted as lost. Any other error (the engine
     refused the report itself) is raised to the caller.
 
     Thread-safe: handler threads call it concurrently.
@@ -165,7 +167,20 @@ class Reporter:
             except CamundaError as exc:
                 if not is_transient(exc):
                     raise
-                if attempt == self._attempts or not self._leaser.holds(task.id):
+                if not self._leaser.holds(task.id):
+                    # Unlock takes no worker id: unlocking now could free the task from
+                    # the worker that fetched it after our lock ran out.
+                    logger.warning(
+                        "The %s of task %s (topic %s) failed (%s) and its lock is no longer "
+                        "this worker's; it is not retried and runs again once fetched anew",
+                        what,
+                        task.id,
+                        topic,
+                        exc,
+                    )
+                    self._metrics.lost(topic)
+                    return False
+                if attempt == self._attempts:
                     logger.warning(
                         "Giving up the %s of task %s (topic %s) after %d attempts (%s); unlocking it "
                         "so it runs again",

@@ -1,0 +1,468 @@
+"""Handlers on the executor: every way a handler ends becomes exactly one outcome."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any, Callable, Dict, Iterator, List, Optional
+from unittest import mock
+
+import pytest
+import responses
+from responses.matchers import json_params_matcher
+
+from camunda_ext import BpmnError
+from camunda_ext._protocol.backoff import Backoff
+from camunda_ext._protocol.dispatch import UNRESOLVED_MESSAGE, Dispatcher, TaskAlreadyResolvedError, describe
+from camunda_ext._protocol.leaser import Leaser
+from camunda_ext._protocol.reporter import Reporter
+from camunda_ext.metrics import NullMetrics
+from camunda_ext.models import ExternalTask
+from camunda_ext.settings import RetryPolicy
+from tests.unit import worker_fixtures
+from tests.unit.worker_fixtures import (
+    WORKER_ID,
+    FakeClock,
+    engine_error,
+    make_task,
+    subscription,
+    task_url,
+    wait,
+)
+
+# Shared fixtures of the worker tests; the thread check is autouse.
+clock = worker_fixtures.clock
+engine_mock = worker_fixtures.engine_mock
+jitter = worker_fixtures.jitter
+no_leaked_threads = worker_fixtures.no_leaked_threads
+rest_client = worker_fixtures.rest_client
+
+
+Handler = Callable[[Any, Any, Any], Any]
+
+
+@pytest.fixture
+def leaser() -> Leaser:
+    leaser = mock.create_autospec(Leaser, instance=True)
+    leaser.holds.return_value = True
+    return leaser
+
+
+@pytest.fixture
+def metrics() -> NullMetrics:
+    return mock.create_autospec(NullMetrics, instance=True)
+
+
+@pytest.fixture
+def reporter(rest_client, leaser, metrics, clock, jitter) -> Reporter:
+    return Reporter(
+        rest_client, leaser, metrics, clock, jitter, attempts=3, backoff=Backoff(), sleep=lambda s: None
+    )
+
+
+@pytest.fixture
+def make_dispatcher(reporter, leaser, metrics, clock) -> Iterator[Callable[..., Dispatcher]]:
+    made: List[Dispatcher] = []
+
+    def make(policy: Optional[RetryPolicy] = None, max_workers: int = 2) -> Dispatcher:
+        dispatcher = Dispatcher(max_workers, reporter, leaser, policy or RetryPolicy(), metrics, clock)
+        made.append(dispatcher)
+        return dispatcher
+
+    yield make
+    for dispatcher in made:
+        dispatcher.shutdown(5.0)
+
+
+@pytest.fixture
+def dispatcher(make_dispatcher) -> Dispatcher:
+    return make_dispatcher()
+
+
+def run(dispatcher: Dispatcher, handler: Handler, task: Optional[ExternalTask] = None) -> None:
+    """Run one handler and wait until its slot came back."""
+    done = threading.Event()
+    dispatcher.dispatch(task or make_task(), subscription("topic", handler), done.set)
+    wait(done, "the handler's slot to come back")
+
+
+def expect(
+    engine: responses.RequestsMock, action: str, body: Optional[Dict[str, Any]], **answer: Any
+) -> None:
+    """Expect one report for task-1; ``body`` None leaves the body to the test."""
+    answer.setdefault("status", 204)
+    match = [] if body is None else [json_params_matcher(body)]
+    engine.add(responses.POST, task_url("task-1", action), match=match, **answer)
+
+
+def failure_body(engine: responses.RequestsMock) -> Dict[str, Any]:
+    import json
+
+    [call] = [c for c in engine.calls if c.request.url.endswith("/failure")]
+    return json.loads(call.request.body)
+
+
+# ---------------------------------------------------------------------- outcomes
+
+
+def test_complete_with_variables(dispatcher, engine_mock, metrics) -> None:
+    expect(
+        engine_mock,
+        "complete",
+        {
+            "workerId": WORKER_ID,
+            "variables": {
+                "score": {"type": "Integer", "value": 750},
+                "approved": {"type": "Boolean", "value": True},
+            },
+            "localVariables": {"bureau": {"type": "String", "value": "acme"}},
+        },
+    )
+
+    def handler(task, complete, fail):
+        complete().variable("score", 750).variables({"approved": True}).local_variable(
+            "bureau", "acme"
+        ).execute()
+
+    run(dispatcher, handler)
+    metrics.completed.assert_called_once_with("topic")
+
+
+def test_the_handler_sees_the_task_and_its_variables(dispatcher, engine_mock) -> None:
+    expect(engine_mock, "complete", {"workerId": WORKER_ID})
+    seen = []
+
+    def handler(task, complete, fail):
+        seen.append((task.id, task.variables))
+        complete().execute()
+
+    run(dispatcher, handler, make_task(variables={"amount": {"type": "Long", "value": 10}}))
+    assert seen == [("task-1", {"amount": 10})]
+
+
+def test_fail_builder(dispatcher, engine_mock) -> None:
+    expect(
+        engine_mock,
+        "failure",
+        {
+            "workerId": WORKER_ID,
+            "errorMessage": "bureau down",
+            "errorDetails": "HTTP 502",
+            "retries": 1,
+            "retryTimeout": 500,
+            "variables": {"tries": {"type": "Integer", "value": 2}},
+        },
+    )
+
+    def handler(task, complete, fail):
+        fail().message("bureau down").details("HTTP 502").retries(1).retry_timeout(500).variable(
+            "tries", 2
+        ).execute()
+
+    run(dispatcher, handler)
+
+
+def test_fail_presets_and_defaults(make_dispatcher, engine_mock) -> None:
+    dispatcher = make_dispatcher(RetryPolicy(retries=5, retry_timeout=3000))
+    expect(
+        engine_mock,
+        "failure",
+        {
+            "workerId": WORKER_ID,
+            "errorMessage": "no score",
+            "retries": 5,
+            "retryTimeout": 3000,
+        },
+    )
+    run(dispatcher, lambda task, complete, fail: fail(message="no score").execute())
+    expect(
+        engine_mock,
+        "failure",
+        {
+            "workerId": WORKER_ID,
+            "errorMessage": "give up",
+            "retries": 0,
+            "retryTimeout": 10,
+        },
+    )
+    run(
+        dispatcher,
+        lambda task, complete, fail: fail(message="give up", retries=0, retry_timeout=10).execute(),
+    )
+
+
+def test_bpmn_error_with_code_message_and_variables(dispatcher, engine_mock, metrics, caplog) -> None:
+    expect(
+        engine_mock,
+        "bpmnError",
+        {
+            "workerId": WORKER_ID,
+            "errorCode": "REJECTED",
+            "errorMessage": "score too low",
+            "variables": {"score": {"type": "Integer", "value": 120}},
+        },
+    )
+
+    def handler(task, complete, fail):
+        raise BpmnError("REJECTED", "score too low", {"score": 120})
+
+    with caplog.at_level(logging.INFO):
+        run(dispatcher, handler)
+    metrics.bpmn_error.assert_called_once_with("topic")
+    metrics.failed.assert_not_called()
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]  # a business outcome, not an error
+
+
+def test_bpmn_error_with_only_a_code(dispatcher, engine_mock) -> None:
+    expect(engine_mock, "bpmnError", {"workerId": WORKER_ID, "errorCode": "NOT_FOUND"})
+
+    def handler(task, complete, fail):
+        raise BpmnError("NOT_FOUND")
+
+    run(dispatcher, handler)
+
+
+def test_an_exception_becomes_a_failure_with_its_traceback(dispatcher, engine_mock, metrics, caplog) -> None:
+    expect(engine_mock, "failure", None)  # body checked below
+
+    def score_applicant(task, complete, fail):
+        raise ValueError("applicant has no SSN")
+
+    with caplog.at_level(logging.WARNING):
+        run(dispatcher, score_applicant)
+    body = failure_body(engine_mock)
+    assert body["errorMessage"] == "ValueError: applicant has no SSN"
+    assert body["errorDetails"].startswith("Traceback (most recent call last)")
+    assert "score_applicant" in body["errorDetails"]
+    assert body["errorDetails"].rstrip().endswith("ValueError: applicant has no SSN")
+    assert (body["retries"], body["retryTimeout"], body["workerId"]) == (3, 0, WORKER_ID)
+    metrics.failed.assert_called_once_with("topic")
+    assert "Handler of task task-1 (topic topic) failed: ValueError: applicant has no SSN" in caplog.text
+
+
+@pytest.mark.parametrize(("task_retries", "sent"), [(None, 3), (5, 4), (1, 0), (0, 0)])
+def test_retries_count_down_from_the_task_never_below_zero(
+    dispatcher, engine_mock, task_retries, sent
+) -> None:
+    expect(engine_mock, "failure", None)
+
+    def handler(task, complete, fail):
+        raise RuntimeError("boom")
+
+    run(dispatcher, handler, make_task(retries=task_retries))
+    assert failure_body(engine_mock)["retries"] == sent
+
+
+@pytest.mark.parametrize(
+    ("task_retries", "retries", "timeout"),
+    [(None, 4, 1000), (4, 3, 2000), (3, 2, 4000), (2, 1, 6000), (1, 0, 6000)],
+)
+def test_configured_retries_and_exponential_retry_timeout(
+    make_dispatcher,
+    engine_mock,
+    task_retries,
+    retries,
+    timeout,
+) -> None:
+    dispatcher = make_dispatcher(
+        RetryPolicy(retries=4, retry_timeout=1000, backoff_factor=2.0, max_retry_timeout=6000)
+    )
+    expect(engine_mock, "failure", None)
+
+    def handler(task, complete, fail):
+        raise ConnectionRefusedError("bureau")
+
+    run(dispatcher, handler, make_task(retries=task_retries))
+    body = failure_body(engine_mock)
+    assert (body["retries"], body["retryTimeout"]) == (retries, timeout)
+
+
+def test_returning_without_an_outcome_reports_a_failure(dispatcher, engine_mock, caplog) -> None:
+    expect(
+        engine_mock,
+        "failure",
+        {
+            "workerId": WORKER_ID,
+            "errorMessage": UNRESOLVED_MESSAGE,
+            "retries": 3,
+            "retryTimeout": 0,
+        },
+    )
+    with caplog.at_level(logging.WARNING, logger="camunda_ext._protocol.dispatch"):
+        run(dispatcher, lambda task, complete, fail: None)
+    [record] = caplog.records
+    assert record.levelno == logging.WARNING and "returned without an outcome" in record.getMessage()
+
+
+def test_a_second_outcome_is_refused(dispatcher, engine_mock) -> None:
+    expect(engine_mock, "complete", {"workerId": WORKER_ID})
+    refused = []
+
+    def handler(task, complete, fail):
+        complete().execute()
+        try:
+            fail(message="too late").execute()
+        except TaskAlreadyResolvedError as error:
+            refused.append(error)
+
+    run(dispatcher, handler)
+    assert len(refused) == 1 and "task-1" in str(refused[0])
+    assert len(engine_mock.calls) == 1
+
+
+def test_an_exception_after_completion_is_logged_not_reported(
+    dispatcher, engine_mock, metrics, caplog
+) -> None:
+    expect(engine_mock, "complete", {"workerId": WORKER_ID})
+
+    def handler(task, complete, fail):
+        complete().execute()
+        raise KeyError("cleanup")
+
+    with caplog.at_level(logging.ERROR, logger="camunda_ext._protocol.dispatch"):
+        run(dispatcher, handler)
+    assert len(engine_mock.calls) == 1
+    metrics.failed.assert_not_called()
+    [record] = caplog.records
+    assert "raised after reporting its outcome" in record.getMessage()
+    assert record.exc_info[0] is KeyError
+
+
+def test_an_outcome_the_engine_refuses_unlocks_the_task(dispatcher, engine_mock, metrics, caplog) -> None:
+    expect(engine_mock, "failure", None, **engine_error(400, "RestException", "retries must be >= 0"))
+    engine_mock.add(responses.POST, task_url("task-1", "unlock"), status=204)
+
+    def handler(task, complete, fail):
+        raise RuntimeError("boom")
+
+    with caplog.at_level(logging.ERROR):
+        run(dispatcher, handler)
+    metrics.unlocked.assert_called_once_with("topic")
+    assert "refused the outcome of task task-1" in caplog.text
+
+
+# ---------------------------------------------------------------------- slots and leases
+
+
+@pytest.mark.parametrize("raises", [False, True], ids=["completes", "raises"])
+def test_the_slot_and_the_lease_are_given_back_after_the_report(
+    dispatcher,
+    engine_mock,
+    leaser,
+    raises,
+) -> None:
+    expect(engine_mock, "failure" if raises else "complete", None)
+    reported_before_done = []
+
+    def handler(task, complete, fail):
+        if raises:
+            raise OSError("disk full")
+        complete().execute()
+
+    done = threading.Event()
+
+    def on_done() -> None:
+        reported_before_done.append(len(engine_mock.calls))
+        done.set()
+
+    dispatcher.dispatch(make_task(), subscription("topic", handler), on_done)
+    wait(done, "the slot to come back")
+    assert reported_before_done == [1]
+    leaser.remove.assert_called_once_with("task-1")
+
+
+def test_handler_time_is_measured_on_the_clock(dispatcher, engine_mock, metrics, clock: FakeClock) -> None:
+    expect(engine_mock, "complete", {"workerId": WORKER_ID})
+
+    def handler(task, complete, fail):
+        clock.advance(2.5)
+        complete().execute()
+
+    run(dispatcher, handler)
+    metrics.handler_seconds.assert_called_once_with("topic", 2.5)
+
+
+# ---------------------------------------------------------------------- shutdown
+
+
+def test_shutdown_cancels_handlers_not_started_and_unlocks_them(
+    make_dispatcher,
+    engine_mock,
+    leaser,
+    metrics,
+) -> None:
+    dispatcher = make_dispatcher(max_workers=1)
+    engine_mock.add(responses.POST, task_url("queued", "unlock"), status=204)
+    expect(engine_mock, "complete", {"workerId": WORKER_ID})
+    started, release = threading.Event(), threading.Event()
+    ran: List[str] = []
+
+    def handler(task, complete, fail):
+        ran.append(task.id)
+        started.set()
+        assert release.wait(5.0)
+        complete().execute()
+
+    done = {name: threading.Event() for name in ("task-1", "queued")}
+    dispatcher.dispatch(make_task("task-1"), subscription("topic", handler), done["task-1"].set)
+    wait(started, "the first handler to start")
+    dispatcher.dispatch(make_task("queued"), subscription("topic", handler), done["queued"].set)
+
+    finished, still_running = dispatcher.shutdown(0.0)
+    assert [t.id for t in still_running] == ["task-1"]
+    assert [t.id for t in finished] == ["queued"]
+    wait(done["queued"], "the cancelled task's slot")
+    leaser.remove.assert_called_with("queued")
+    metrics.unlocked.assert_called_once_with("topic")
+
+    release.set()
+    wait(done["task-1"], "the running handler to finish")
+    assert ran == ["task-1"]
+
+
+def test_shutdown_waits_for_running_handlers(make_dispatcher, engine_mock) -> None:
+    dispatcher = make_dispatcher()
+    expect(engine_mock, "complete", {"workerId": WORKER_ID})
+    started, release = threading.Event(), threading.Event()
+
+    def handler(task, complete, fail):
+        started.set()
+        assert release.wait(5.0)
+        complete().execute()
+
+    dispatcher.dispatch(make_task(), subscription("topic", handler), lambda: None)
+    wait(started, "the handler to start")
+    returned: List[Any] = []
+    stopper = threading.Thread(
+        target=lambda: returned.append((dispatcher.shutdown(None), len(engine_mock.calls)))
+    )
+    stopper.start()
+    release.set()
+    stopper.join(5.0)
+    [((_finished, still_running), reported)] = returned
+    assert still_running == []
+    assert reported == 1  # the handler's complete was sent before shutdown returned
+
+
+def test_a_task_dispatched_after_shutdown_is_unlocked_not_run(
+    dispatcher, engine_mock, leaser, metrics
+) -> None:
+    engine_mock.add(responses.POST, task_url("late", "unlock"), status=204)
+    dispatcher.shutdown(None)
+    handler = mock.Mock()
+    on_done = mock.Mock()
+    dispatcher.dispatch(make_task("late"), subscription("topic", handler), on_done)
+    handler.assert_not_called()
+    on_done.assert_called_once_with()
+    leaser.remove.assert_called_once_with("late")
+    metrics.unlocked.assert_called_once_with("topic")
+
+
+def test_describe_an_exception() -> None:
+    try:
+        raise ValueError("bad input")
+    except ValueError as error:
+        message, details = describe(error)
+    assert message == "ValueError: bad input"
+    assert "Traceback" in details and "test_describe_an_exception" in details
+    assert describe(KeyboardInterrupt())[0] == "KeyboardInterrupt"

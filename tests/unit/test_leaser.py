@@ -1,0 +1,257 @@
+"""Lock extension of running handlers, one round at a time on a fake clock."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Iterator
+from unittest import mock
+
+import pytest
+import requests
+import responses
+from responses.matchers import json_params_matcher
+
+from camunda_ext import Client
+from camunda_ext._protocol.leaser import Leaser
+from camunda_ext.metrics import NullMetrics
+from tests.unit import worker_fixtures
+from tests.unit.worker_fixtures import (
+    LOCK_UNLOCKED,
+    LOCKED_BY_OTHER,
+    TASK_GONE,
+    WORKER_ID,
+    FakeClock,
+    FixedJitter,
+    engine_error,
+    join_library_threads,
+    task_url,
+    wait,
+)
+
+# Shared fixtures of the worker tests; the thread check is autouse.
+clock = worker_fixtures.clock
+engine_mock = worker_fixtures.engine_mock
+jitter = worker_fixtures.jitter
+no_leaked_threads = worker_fixtures.no_leaked_threads
+rest_client = worker_fixtures.rest_client
+
+
+LOCK_MS = 30_000
+
+
+@pytest.fixture
+def metrics() -> NullMetrics:
+    return mock.create_autospec(NullMetrics, instance=True)
+
+
+@pytest.fixture
+def leaser(rest_client: Client, metrics, clock: FakeClock, jitter: FixedJitter) -> Iterator[Leaser]:
+    leaser = Leaser(rest_client, metrics, clock, jitter, max_lock_duration=3600.0)
+    yield leaser
+    leaser.stop(5.0)
+
+
+def expect_extend(
+    mock_engine: responses.RequestsMock, task_id: str = "task-1", duration: int = LOCK_MS, **answer
+) -> None:
+    mock_engine.add(
+        responses.POST,
+        task_url(task_id, "extendLock"),
+        match=[json_params_matcher({"workerId": WORKER_ID, "newDuration": duration})],
+        **(answer or {"status": 204}),
+    )
+
+
+def test_nothing_is_extended_before_half_the_lock_duration(leaser, clock, engine_mock) -> None:
+    leaser.add("task-1", "topic", LOCK_MS, clock.now)
+    clock.advance(14.9)
+    assert leaser.maybe_extend() == pytest.approx(0.1)
+    assert len(engine_mock.calls) == 0
+
+
+def test_a_lock_is_extended_by_its_full_duration_once_half_has_passed(
+    leaser,
+    clock,
+    engine_mock,
+    metrics,
+) -> None:
+    leaser.add("task-1", "topic", LOCK_MS, clock.now)
+    clock.advance(15.0)
+    expect_extend(engine_mock)
+    # The next extension is due half a duration after this one, capped by the tick.
+    assert leaser.maybe_extend() == 5.0
+    metrics.lock_extended.assert_called_once_with("topic")
+    # Counted from the extension, the lock now lasts until 15 + 30 s.
+    clock.advance(29.9)
+    assert leaser.holds("task-1")
+    clock.advance(0.2)
+    assert not leaser.holds("task-1")
+
+
+def test_each_extension_restarts_the_half_duration_count(leaser, clock, engine_mock) -> None:
+    leaser.add("task-1", "topic", 4000, clock.now)
+    clock.advance(2.0)
+    expect_extend(engine_mock, duration=4000)
+    assert leaser.maybe_extend() == 2.0
+    clock.advance(1.9)
+    assert leaser.maybe_extend() == pytest.approx(0.1)
+    clock.advance(0.1)
+    expect_extend(engine_mock, duration=4000)
+    leaser.maybe_extend()
+    assert len(engine_mock.calls) == 2
+
+
+def test_next_due_is_the_soonest_lease_bounded_by_the_tick(leaser, clock) -> None:
+    assert leaser.maybe_extend() == 5.0  # nothing to do: the longest tick
+    leaser.add("slow", "topic", 60_000, clock.now)
+    assert leaser.maybe_extend() == 5.0
+    leaser.add("fast", "topic", 3000, clock.now)
+    assert leaser.maybe_extend() == pytest.approx(1.5)
+    leaser.add("tiny", "topic", 20, clock.now)
+    clock.advance(0.005)
+    assert leaser.maybe_extend() == 0.05  # never spins faster than the shortest tick
+
+
+def test_the_duration_sent_is_exactly_the_registered_milliseconds(leaser, clock, engine_mock) -> None:
+    leaser.add("task-1", "topic", 1001, clock.now)
+    clock.advance(0.6)
+    expect_extend(engine_mock, duration=1001)
+    leaser.maybe_extend()
+
+
+def test_gives_up_after_max_lock_duration_with_a_warning(
+    rest_client,
+    metrics,
+    clock,
+    jitter,
+    engine_mock,
+    caplog,
+) -> None:
+    leaser = Leaser(rest_client, metrics, clock, jitter, max_lock_duration=60.0)
+    leaser.add("task-1", "topic", LOCK_MS, clock.now)
+    for _ in range(3):  # at 15, 30 and 45 s
+        clock.advance(15.0)
+        expect_extend(engine_mock)
+        leaser.maybe_extend()
+    clock.advance(15.0)
+    with caplog.at_level(logging.WARNING, logger="camunda_ext._protocol.leaser"):
+        leaser.maybe_extend()
+    assert len(engine_mock.calls) == 3
+    [record] = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert "task-1" in record.getMessage() and "max_lock_duration" in record.getMessage()
+    caplog.clear()
+    clock.advance(10.0)
+    leaser.maybe_extend()
+    assert len(engine_mock.calls) == 3
+    assert not caplog.records  # warned once
+    # The last extension (at 45 s) still holds until 75 s.
+    assert leaser.holds("task-1")
+    clock.advance(5.1)
+    assert not leaser.holds("task-1")
+
+
+@pytest.mark.parametrize(
+    "answer", [LOCKED_BY_OTHER, LOCK_UNLOCKED, TASK_GONE], ids=["other", "unlocked", "gone"]
+)
+def test_a_lost_lock_is_no_longer_extended(leaser, clock, engine_mock, metrics, answer, caplog) -> None:
+    leaser.add("task-1", "topic", LOCK_MS, clock.now)
+    clock.advance(15.0)
+    expect_extend(engine_mock, **answer)
+    with caplog.at_level(logging.WARNING):
+        leaser.maybe_extend()
+    assert not leaser.holds("task-1")
+    assert "no longer this worker's" in caplog.text
+    clock.advance(15.0)
+    leaser.maybe_extend()
+    assert len(engine_mock.calls) == 1
+    metrics.lock_extended.assert_not_called()
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [engine_error(503, None), {"body": requests.ConnectionError("reset")}],
+    ids=["503", "connection"],
+)
+def test_a_transient_failure_keeps_the_lease_and_retries_before_expiry(
+    leaser,
+    clock,
+    engine_mock,
+    metrics,
+    answer,
+) -> None:
+    leaser.add("task-1", "topic", 4000, clock.now)  # short enough that the 5 s tick plays no part
+    clock.advance(2.0)
+    expect_extend(engine_mock, duration=4000, **answer)
+    delay = leaser.maybe_extend()
+    assert leaser.holds("task-1")
+    assert delay <= 2.0 / 2  # the lock runs out in 2 s: retry well before
+    clock.advance(delay)
+    expect_extend(engine_mock, duration=4000)
+    leaser.maybe_extend()
+    metrics.lock_extended.assert_called_once_with("topic")
+    clock.advance(3.9)
+    assert leaser.holds("task-1")
+
+
+def test_remove_stops_tracking(leaser, clock, engine_mock) -> None:
+    leaser.add("task-1", "topic", LOCK_MS, clock.now)
+    leaser.remove("task-1")
+    leaser.remove("task-1")  # a second remove is harmless
+    clock.advance(20.0)
+    assert leaser.maybe_extend() == 5.0
+    assert not leaser.holds("task-1")
+    assert leaser.task_ids() == [] and len(leaser) == 0
+    assert len(engine_mock.calls) == 0
+
+
+def test_a_lock_renewed_by_the_handler_moves_the_next_extension(leaser, clock, engine_mock) -> None:
+    leaser.add("task-1", "topic", LOCK_MS, clock.now)
+    clock.advance(10.0)
+    leaser.renewed("task-1", 60_000, clock.now)  # the handler's own extend_lock
+    clock.advance(29.0)
+    assert leaser.maybe_extend() == pytest.approx(1.0)
+    clock.advance(1.0)
+    expect_extend(engine_mock, duration=60_000)
+    leaser.maybe_extend()
+
+
+def test_the_lock_is_held_until_the_deadline_counted_from_the_request(leaser, clock) -> None:
+    leaser.add("task-1", "topic", LOCK_MS, clock.now - 1.0)  # requested a second ago
+    clock.advance(28.9)
+    assert leaser.holds("task-1")
+    clock.advance(0.1)
+    assert not leaser.holds("task-1")
+    assert not leaser.holds("unknown")
+
+
+def test_the_thread_extends_due_locks_and_stops_on_request(
+    rest_client, metrics, clock, jitter, engine_mock
+) -> None:
+    extended = threading.Event()
+
+    def answer(request):
+        extended.set()
+        return (204, {}, "")
+
+    engine_mock.add_callback(responses.POST, task_url("task-1", "extendLock"), callback=answer)
+    leaser = Leaser(rest_client, metrics, clock, jitter)
+    leaser.add("task-1", "topic", LOCK_MS, clock.now - 20.0)  # already due
+    leaser.start()
+    assert [t.name for t in threading.enumerate() if t.name == "camunda-ext-leaser"] == ["camunda-ext-leaser"]
+    with pytest.raises(RuntimeError):
+        leaser.start()
+    wait(extended, "the leaser thread to extend the lock")
+    leaser.stop(5.0)
+    assert join_library_threads(0.0) == []
+
+
+def test_without_extension_there_is_no_thread_but_tracking_goes_on(
+    rest_client, metrics, clock, jitter
+) -> None:
+    leaser = Leaser(rest_client, metrics, clock, jitter, extend=False)
+    leaser.start()
+    assert join_library_threads(0.0) == []
+    leaser.add("task-1", "topic", LOCK_MS, clock.now)
+    assert leaser.holds("task-1")
+    leaser.stop(5.0)

@@ -1,0 +1,334 @@
+"""The poller, one round at a time on the test thread: slots, fetch bodies, errors, stop."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any, Iterator, List, Optional
+from unittest import mock
+
+import pytest
+import requests
+import responses
+from responses.matchers import json_params_matcher
+
+from camunda_ext import AuthenticationError, AuthorizationError, BadRequestError, NotFoundError
+from camunda_ext._protocol.dispatch import Dispatcher
+from camunda_ext._protocol.flow_control import FlowController
+from camunda_ext._protocol.leaser import Leaser
+from camunda_ext._protocol.poller import Poller
+from camunda_ext._protocol.reporter import Reporter
+from camunda_ext.metrics import NullMetrics
+from camunda_ext.settings import WorkerSettings
+from tests.unit import worker_fixtures
+from tests.unit.worker_fixtures import (
+    FETCH_URL,
+    WAIT,
+    WORKER_ID,
+    FetchScript,
+    engine_error,
+    join_library_threads,
+    subscription,
+    task_json,
+    wait,
+)
+
+# Shared fixtures of the worker tests; the thread check is autouse.
+clock = worker_fixtures.clock
+engine_mock = worker_fixtures.engine_mock
+jitter = worker_fixtures.jitter
+no_leaked_threads = worker_fixtures.no_leaked_threads
+rest_client = worker_fixtures.rest_client
+
+
+SETTINGS = WorkerSettings(max_tasks=5, poll_interval=0.25, backoff_base=1.0, backoff_cap=8.0)
+
+
+class SpyFlow(FlowController):
+    """A FlowController that signals when a reservation is asked for and granted."""
+
+    def __init__(self, capacity: int) -> None:
+        super().__init__(capacity)
+        self.asked = threading.Event()  # set when reserve() is entered
+        self.granted = threading.Event()  # set when reserve() returns slots
+
+    def reserve(self, most: Optional[int] = None, timeout: Optional[float] = None) -> int:
+        self.asked.set()
+        count = super().reserve(most, timeout)
+        if count:
+            self.granted.set()
+        return count
+
+
+class Parts:
+    """The poller under test and its collaborators."""
+
+    def __init__(
+        self, client, clock, jitter, settings: WorkerSettings = SETTINGS, **poller_kwargs: Any
+    ) -> None:
+        self.flow = SpyFlow(settings.max_tasks)
+        self.dispatcher = mock.create_autospec(Dispatcher, instance=True)
+        self.leaser = mock.create_autospec(Leaser, instance=True)
+        self.reporter = mock.create_autospec(Reporter, instance=True)
+        self.metrics = mock.create_autospec(NullMetrics, instance=True)
+        self.stop_event = threading.Event()
+        self.on_fatal = mock.Mock()
+        self.handler = mock.Mock()
+        self.subscriptions = {
+            "score": subscription("score", self.handler, lock_duration=60_000, variables=["amount"]),
+            "notify": subscription("notify", self.handler),
+        }
+        poller_kwargs.setdefault("async_response_timeout", 20.0)
+        self.poller = Poller(
+            client,
+            self.subscriptions,
+            self.flow,
+            self.dispatcher,
+            self.leaser,
+            self.reporter,
+            settings,
+            self.metrics,
+            clock,
+            jitter,
+            self.stop_event,
+            self.on_fatal,
+            **poller_kwargs,
+        )
+
+    def dispatched(self) -> List[str]:
+        return [c.args[0].id for c in self.dispatcher.dispatch.call_args_list]
+
+    def unlocked(self) -> List[str]:
+        return [c.args[0].id for c in self.reporter.unlock.call_args_list]
+
+
+@pytest.fixture
+def make_parts(rest_client, clock, jitter) -> Iterator[Any]:
+    made: List[Parts] = []
+
+    def make(settings: WorkerSettings = SETTINGS, **poller_kwargs: Any) -> Parts:
+        made.append(Parts(rest_client, clock, jitter, settings, **poller_kwargs))
+        return made[-1]
+
+    yield make
+    for parts in made:  # as the stop sequence would
+        parts.stop_event.set()
+        parts.flow.close()
+        assert parts.poller.join(WAIT)
+
+
+@pytest.fixture
+def parts(make_parts) -> Parts:
+    return make_parts()
+
+
+def answer(engine, tasks: Any = None, **kw: Any) -> None:
+    if tasks is not None:
+        kw["json"] = tasks
+    engine.add(responses.POST, FETCH_URL, **kw)
+
+
+# ---------------------------------------------------------------------- slots
+
+
+def test_fetch_asks_for_exactly_the_free_slots(parts, engine_mock) -> None:
+    parts.flow.reserve(most=2)  # two handlers busy
+    answer(
+        engine_mock,
+        [],
+        match=[
+            json_params_matcher(
+                {
+                    "workerId": WORKER_ID,
+                    "maxTasks": 3,
+                    "asyncResponseTimeout": 20_000,
+                    "topics": [
+                        {"topicName": "score", "lockDuration": 60_000, "variables": ["amount"]},
+                        {"topicName": "notify", "lockDuration": 30_000},
+                    ],
+                }
+            )
+        ],
+    )
+    parts.poller.poll_once()
+
+
+def test_slots_an_answer_did_not_fill_are_given_back(parts, engine_mock, clock) -> None:
+    answer(engine_mock, [task_json("a", "score"), task_json("b", "notify")])
+    assert parts.poller.poll_once() == 0.0  # tasks came: poll again at once
+    assert (parts.flow.in_use, parts.flow.free) == (2, 3)
+    assert parts.dispatched() == ["a", "b"]
+    _task, sub, on_done = parts.dispatcher.dispatch.call_args_list[0].args
+    assert (sub.topic, on_done) == ("score", parts.flow.release)
+    parts.leaser.add.assert_has_calls(
+        [
+            mock.call("a", "score", 60_000, clock.now),
+            mock.call("b", "notify", 30_000, clock.now),
+        ]
+    )
+    parts.metrics.fetched.assert_has_calls([mock.call("score", 1), mock.call("notify", 1)], any_order=True)
+
+
+def test_an_empty_answer_gives_every_slot_back_and_waits_the_poll_interval(parts, engine_mock) -> None:
+    answer(engine_mock, [])
+    assert parts.poller.poll_once() == 0.25
+    assert parts.flow.free == 5
+    parts.dispatcher.dispatch.assert_not_called()
+
+
+def test_no_fetch_while_every_slot_is_busy(parts, engine_mock) -> None:
+    answer(engine_mock, [], match=[json_params_matcher({"maxTasks": 1}, strict_match=False)])
+    assert parts.flow.reserve() == 5  # every handler busy
+    parts.flow.asked.clear()
+    parts.flow.granted.clear()
+    round_done = threading.Event()
+    helper = threading.Thread(target=lambda: (parts.poller.poll_once(), round_done.set()))
+    helper.start()
+    wait(parts.flow.asked, "the poller to ask for slots")
+    # No slot is free, so reserve() cannot have returned and nothing was requested.
+    assert not parts.flow.granted.is_set()
+    assert len(engine_mock.calls) == 0
+    parts.flow.release(1)  # one handler finishes
+    wait(round_done, "the round to finish")
+    helper.join(WAIT)
+    assert len(engine_mock.calls) == 1
+
+
+def test_more_tasks_than_asked_for_are_unlocked(make_parts, engine_mock) -> None:
+    parts = make_parts(WorkerSettings(max_tasks=1))
+    answer(engine_mock, [task_json("a", "score"), task_json("extra", "score")])
+    parts.poller.poll_once()
+    assert (parts.dispatched(), parts.unlocked()) == (["a"], ["extra"])
+    assert parts.flow.in_use == 1
+
+
+def test_tasks_of_unknown_topics_are_unlocked(parts, engine_mock) -> None:
+    answer(engine_mock, [task_json("a", "score"), task_json("b", "someone-elses")])
+    parts.poller.poll_once()
+    assert (parts.dispatched(), parts.unlocked()) == (["a"], ["b"])
+    assert parts.flow.in_use == 1
+
+
+def test_tasks_that_arrive_after_stop_was_requested_are_unlocked_not_run(parts, engine_mock) -> None:
+    answer(engine_mock, [task_json("a", "score"), task_json("b", "notify")])
+    parts.flow.reserve(most=3)
+    parts.stop_event.set()  # during the long poll
+    parts.poller.poll_once()
+    assert (parts.dispatched(), parts.unlocked()) == ([], ["a", "b"])
+    parts.leaser.add.assert_not_called()
+    parts.handler.assert_not_called()
+    assert parts.flow.in_use == 3  # only the slots reserved before
+
+
+def test_a_closed_budget_sends_nothing(parts, engine_mock) -> None:
+    parts.flow.close()
+    assert parts.poller.poll_once() == 0.0
+    assert len(engine_mock.calls) == 0
+
+
+def test_without_long_polling_no_async_response_timeout_is_sent(make_parts, engine_mock) -> None:
+    settings = WorkerSettings(max_tasks=2, use_priority=True, sorting=[("createTime", "asc")])
+    parts = make_parts(settings, async_response_timeout=None)
+    answer(
+        engine_mock,
+        [],
+        match=[
+            json_params_matcher(
+                {
+                    "workerId": WORKER_ID,
+                    "maxTasks": 2,
+                    "usePriority": True,
+                    "sorting": [{"sortBy": "createTime", "sortOrder": "asc"}],
+                    "topics": [
+                        {"topicName": "score", "lockDuration": 60_000, "variables": ["amount"]},
+                        {"topicName": "notify", "lockDuration": 30_000},
+                    ],
+                }
+            )
+        ],
+    )
+    parts.poller.poll_once()
+
+
+# ---------------------------------------------------------------------- errors
+
+
+def test_errors_back_off_exponentially_with_jitter_up_to_the_cap_and_reset(parts, engine_mock) -> None:
+    failures = [
+        {"body": requests.ConnectionError("refused")},
+        engine_error(500, None),
+        engine_error(503, None),
+        {"body": requests.ConnectionError("reset")},
+        engine_error(502, None),
+    ]
+    for failure in failures:
+        answer(engine_mock, **failure)
+    answer(engine_mock, [])
+    answer(engine_mock, **engine_error(500, None))
+    delays = [parts.poller.poll_once() for _ in failures]
+    # Jitter 0.5: three quarters of 1, 2, 4, 8 (the cap), 8.
+    assert delays == [0.75, 1.5, 3.0, 6.0, 6.0]
+    assert parts.flow.free == 5  # every error gave its slots back
+    assert parts.poller.poll_once() == 0.25
+    assert parts.poller.poll_once() == 0.75  # the success reset the back-off
+
+
+@pytest.mark.parametrize(
+    ("status", "error"),
+    [(401, AuthenticationError), (403, AuthorizationError), (404, NotFoundError), (400, BadRequestError)],
+)
+def test_an_answer_retrying_cannot_fix_stops_the_worker(parts, engine_mock, status, error, caplog) -> None:
+    answer(engine_mock, **engine_error(status, "RestException" if status != 401 else None, "no"))
+    with caplog.at_level(logging.ERROR):
+        assert parts.poller.poll_once() == 0.0
+    [[raised]] = [c.args for c in parts.on_fatal.call_args_list]
+    assert isinstance(raised, error)
+    assert parts.flow.free == 5
+    assert "stopping the worker" in caplog.text
+
+
+def test_after_a_fatal_answer_the_thread_ends_without_fetching_again(parts, engine_mock) -> None:
+    script = FetchScript([(401, None), [], []]).install(engine_mock)
+    parts.poller.start()
+    assert parts.poller.join(WAIT)  # ended by itself; the stop sequence runs elsewhere
+    assert len(script.bodies) == 1
+    parts.on_fatal.assert_called_once()
+    assert not parts.stop_event.is_set()
+
+
+def test_the_thread_survives_an_unexpected_exception(make_parts, engine_mock, caplog) -> None:
+    settings = WorkerSettings(max_tasks=2, backoff_base=0.01, backoff_cap=0.01, poll_interval=60.0)
+    parts = make_parts(settings)
+    parts.dispatcher.dispatch.side_effect = lambda task, sub, on_done: on_done()  # handlers end at once
+    parts.metrics.fetched.side_effect = [RuntimeError("metrics backend down"), None]
+    script = FetchScript([[task_json("a", "score")], [task_json("b", "score")]]).install(engine_mock)
+    with caplog.at_level(logging.ERROR):
+        parts.poller.start()
+        wait(script.fetched[3], "a third fetch after the failed round")
+    parts.stop_event.set()
+    parts.flow.close()
+    assert parts.poller.join(WAIT)
+    assert parts.dispatched() == ["a", "b"]
+    assert "Poll round failed unexpectedly" in caplog.text
+
+
+def test_an_unexpected_exception_of_the_fetch_gives_the_slots_back(parts) -> None:
+    with mock.patch.object(parts.poller, "_client") as client:
+        client.fetch_and_lock.side_effect = TypeError("a bug")
+        with pytest.raises(TypeError):
+            parts.poller.poll_once()
+    assert parts.flow.free == 5
+
+
+def test_start_runs_one_named_thread(parts, engine_mock) -> None:
+    script = FetchScript().install(engine_mock)
+    parts.poller.start()
+    with pytest.raises(RuntimeError):
+        parts.poller.start()
+    wait(script.fetched[1], "the first fetch")
+    assert [t.name for t in threading.enumerate() if t.name.startswith("camunda-ext-")] == [
+        "camunda-ext-poller"
+    ]
+    parts.stop_event.set()  # wakes the poll_interval wait
+    assert parts.poller.join(WAIT)
+    assert join_library_threads(0.0) == []
