@@ -36,6 +36,7 @@ from camunda_ext.errors import (
 )
 from camunda_ext.metrics import CountingMetrics, Metrics, NullMetrics
 from camunda_ext.models import ExternalTask, FetchTopic
+from camunda_ext.sequin_worker import SequinWorker
 from camunda_ext.variables import (
     Boolean,
     Bytes,
@@ -86,6 +87,7 @@ __all__ = [
     "NullMetrics",
     "Object",
     "OptimisticLockingError",
+    "SequinWorker",
     "Short",
     "String",
     "TaskNotFoundError",

@@ -8,11 +8,14 @@ thread-safe and quick (no I/O on the caller's thread).
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections import Counter
-from typing import Dict, List, Protocol
+from typing import Any, Dict, List, Protocol, Set
 
-__all__ = ["CountingMetrics", "Metrics", "NullMetrics"]
+__all__ = ["CountingMetrics", "GuardedMetrics", "Metrics", "NullMetrics"]
+
+logger = logging.getLogger(__name__)
 
 
 class Metrics(Protocol):
@@ -138,3 +141,61 @@ class CountingMetrics:
 
     def report_retried(self, topic: str, reason: str) -> None:
         self._count("report_retried")
+
+
+class GuardedMetrics:
+    """Passes events on to a user's hook, so that a hook that raises never costs a task.
+
+    The first error of each event is logged with its traceback; later ones are
+    dropped silently to keep logs readable. Thread-safe if the hook is.
+    """
+
+    def __init__(self, hook: Metrics) -> None:
+        self._hook = hook
+        # Guards _reported: events whose error was logged already.
+        self._lock = threading.Lock()
+        self._reported: Set[str] = set()
+
+    def _call(self, event: str, *args: Any) -> None:
+        try:
+            getattr(self._hook, event)(*args)
+        except Exception:
+            with self._lock:
+                first = event not in self._reported
+                self._reported.add(event)
+            if first:
+                logger.warning(
+                    "The metrics hook failed on %s; further failures of it are not logged",
+                    event,
+                    exc_info=True,
+                )
+
+    def fetched(self, topic: str, count: int) -> None:
+        self._call("fetched", topic, count)
+
+    def completed(self, topic: str) -> None:
+        self._call("completed", topic)
+
+    def failed(self, topic: str) -> None:
+        self._call("failed", topic)
+
+    def bpmn_error(self, topic: str) -> None:
+        self._call("bpmn_error", topic)
+
+    def lost(self, topic: str) -> None:
+        self._call("lost", topic)
+
+    def unlocked(self, topic: str) -> None:
+        self._call("unlocked", topic)
+
+    def handler_seconds(self, topic: str, seconds: float) -> None:
+        self._call("handler_seconds", topic, seconds)
+
+    def in_flight(self, count: int) -> None:
+        self._call("in_flight", count)
+
+    def lock_extended(self, topic: str) -> None:
+        self._call("lock_extended", topic)
+
+    def report_retried(self, topic: str, reason: str) -> None:
+        self._call("report_retried", topic, reason)

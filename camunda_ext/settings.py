@@ -54,7 +54,10 @@ class RetryPolicy:
         # The first failure left ``retries`` at self.retries, so a task that still
         # has them has failed once already.
         failures_so_far = 0 if task.retries is None else max(self.retries - task.retries + 1, 0)
-        timeout = self.retry_timeout * self.backoff_factor ** min(failures_so_far, 64)
+        try:
+            timeout = self.retry_timeout * self.backoff_factor ** min(failures_so_far, 64)
+        except OverflowError:
+            timeout = float("inf")
         return int(min(timeout, self.max_retry_timeout))
 
 

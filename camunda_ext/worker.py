@@ -16,7 +16,7 @@ from camunda_ext._protocol.poller import Poller
 from camunda_ext.builders import DEFAULT_RETRIES
 from camunda_ext.client import Client
 from camunda_ext.errors import ConfigurationError
-from camunda_ext.metrics import Metrics, NullMetrics
+from camunda_ext.metrics import GuardedMetrics, Metrics, NullMetrics
 from camunda_ext.models import FetchTopic
 from camunda_ext.settings import Handler, RetryPolicy, Subscription, WorkerSettings
 
@@ -89,7 +89,7 @@ class BaseWorker(abc.ABC):
         self._manager = Manager(
             client,
             self.settings,
-            self.metrics,
+            self.metrics if metrics is None else GuardedMetrics(metrics),
             clock if clock is not None else SystemClock(),
             jitter if jitter is not None else system_jitter(),
         )

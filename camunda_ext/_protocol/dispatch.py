@@ -110,40 +110,67 @@ class Dispatcher:
         # _shut_down, so that a task is either in the snapshot shutdown() waits
         # for or refused; never submitted unseen. Never held during HTTP.
         self._lock = threading.Lock()
-        self._pending: Dict[concurrent.futures.Future[None], ExternalTask] = {}
+        self._pending: Dict[concurrent.futures.Future[None], Optional[ExternalTask]] = {}
         self._shut_down = False
 
     def dispatch(self, task: ExternalTask, subscription: Subscription, on_done: Callable[[], None]) -> None:
         """Run ``subscription.handler`` for ``task``; ``on_done`` runs after it in any case."""
+        self.submit(
+            functools.partial(self.run, task, subscription),
+            on_done=on_done,
+            on_cancel=functools.partial(self._hand_back, task),
+            task=task,
+        )
+
+    def submit(
+        self,
+        job: Callable[[], None],
+        *,
+        on_done: Callable[[], None],
+        on_cancel: Callable[[], None],
+        task: Optional[ExternalTask] = None,
+    ) -> None:
+        """Run ``job`` on a handler thread.
+
+        Args:
+            job: The work; it must not raise (use :meth:`run` for handlers).
+            on_done: Runs after the job in any case (gives the slot back).
+            on_cancel: Runs instead of the job when the worker stops before it starts.
+            task: The task the job runs, when already known.
+        """
         with self._lock:
             future = None
             if not self._shut_down:
-                future = self._executor.submit(self._run, task, subscription)
+                future = self._executor.submit(job)
                 self._pending[future] = task
                 self._metrics.in_flight(len(self._pending))
         if future is None:
-            # The worker stopped while this task was being fetched: hand it back, never run it.
-            self._leaser.remove(task.id)
-            self._reporter.unlock(task, "the worker stopped before its handler ran")
+            # The worker stopped while this job was being prepared: never run it.
+            on_cancel()
             on_done()
             return
-        future.add_done_callback(functools.partial(self._done, task, on_done))
+        future.add_done_callback(functools.partial(self._done, on_done, on_cancel))
 
     def _done(
         self,
-        task: ExternalTask,
         on_done: Callable[[], None],
+        on_cancel: Callable[[], None],
         future: concurrent.futures.Future[None],
     ) -> None:
         with self._lock:
             self._pending.pop(future, None)
+            in_flight = len(self._pending)
+        self._metrics.in_flight(in_flight)
         if future.cancelled():
-            # The worker stopped before this handler started: hand the task back.
-            self._leaser.remove(task.id)
-            self._reporter.unlock(task, "the worker stopped before its handler ran")
+            on_cancel()
         on_done()
 
-    def _run(self, task: ExternalTask, subscription: Subscription) -> None:
+    def _hand_back(self, task: ExternalTask) -> None:
+        self._leaser.remove(task.id)
+        self._reporter.unlock(task, "the worker stopped before its handler ran")
+
+    def run(self, task: ExternalTask, subscription: Subscription) -> None:
+        """Run the handler for ``task`` on this thread and report its outcome; never raises."""
         outcome = TaskOutcome(self._reporter, task)
         complete = functools.partial(builders.complete, outcome, task)
         fail = functools.partial(
@@ -228,7 +255,9 @@ class Dispatcher:
         cancelled = [task for future, task in pending.items() if future.cancelled()]
         running = {future: task for future, task in pending.items() if not future.cancelled()}
         done, not_done = concurrent.futures.wait(running, timeout=timeout)
-        return cancelled + [running[f] for f in done], [running[f] for f in not_done]
+        finished = cancelled + [running[f] for f in done]
+        still_running = [running[f] for f in not_done]
+        return [t for t in finished if t is not None], [t for t in still_running if t is not None]
 
 
 def describe(error: BaseException) -> Tuple[str, str]:

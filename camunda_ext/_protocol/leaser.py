@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Dict, List, Optional
+from typing import Dict, Optional
 
 import attrs
 
@@ -117,10 +117,10 @@ class Leaser:
             lease = self._leases.get(task_id)
         return lease is not None and self._clock.monotonic() < lease.expires_at
 
-    def task_ids(self) -> List[str]:
-        """The tasks tracked now."""
+    def leased(self) -> Dict[str, str]:
+        """Topic by task id of every task tracked now."""
         with self._leases_lock:
-            return list(self._leases)
+            return {task_id: lease.topic for task_id, lease in self._leases.items()}
 
     def __len__(self) -> int:
         with self._leases_lock:

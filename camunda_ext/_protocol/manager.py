@@ -15,6 +15,7 @@ from camunda_ext._protocol.leaser import Leaser
 from camunda_ext._protocol.reporter import Reporter
 from camunda_ext.client import Client
 from camunda_ext.metrics import Metrics
+from camunda_ext.models import ExternalTask
 from camunda_ext.settings import WorkerSettings
 
 logger = logging.getLogger(__name__)
@@ -142,9 +143,9 @@ class Manager:
             self._fatal = error
         self.stop_in_background()
 
-    def stop_in_background(self) -> None:
+    def stop_in_background(self, timeout: Optional[float] = None) -> None:
         """Run the stop sequence on its own thread (safe from our own threads and signal handlers)."""
-        threading.Thread(target=self.stop, name=_SHUTDOWN_THREAD, daemon=True).start()
+        threading.Thread(target=self.stop, args=(timeout,), name=_SHUTDOWN_THREAD, daemon=True).start()
 
     def stop(self, timeout: Optional[float] = None) -> None:
         """Run the stop sequence (once); later calls wait for it to finish.
@@ -155,7 +156,7 @@ class Manager:
         name = threading.current_thread().name
         if name.startswith("camunda-ext-") and name != _SHUTDOWN_THREAD:
             # One of our own threads (a handler) must not wait for itself.
-            self.stop_in_background()
+            self.stop_in_background(timeout)
             return
         with self._state_lock:
             closed, self._closed = self._closed, True
@@ -171,10 +172,14 @@ class Manager:
         for flow in self._flows:
             flow.close()
         assert self.dispatcher is not None
-        _, still_running = self.dispatcher.shutdown(_remaining(deadline))
+        self.dispatcher.shutdown(_remaining(deadline))
         self.leaser.stop(_remaining(deadline))
-        for task in still_running:
-            self.reporter.unlock(task, "its handler was still running when the worker stopped")
+        # What is still leased still runs (or was being locked): hand it back.
+        for task_id, topic in self.leaser.leased().items():
+            self.reporter.unlock(
+                ExternalTask(task_id, topic_name=topic),
+                "its handler was still running when the worker stopped",
+            )
         for source in self._sources:
             source.join(0)
         self.client.close()

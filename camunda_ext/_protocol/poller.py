@@ -5,7 +5,7 @@ from __future__ import annotations
 import collections
 import logging
 import threading
-from typing import Callable, List, Mapping, Optional
+from typing import Callable, Collection, List, Mapping, Optional
 
 from camunda_ext._protocol.backoff import Backoff
 from camunda_ext._protocol.clock import Clock, Jitter
@@ -101,22 +101,25 @@ class Poller:
         # (run on another thread) sets the stop event, so it sends no further fetch.
         self._failed = threading.Event()
 
-    def poll_once(self, most: Optional[int] = None) -> float:
+    def poll_once(self, topics: Optional[Collection[str]] = None) -> float:
         """One round: reserve, fetch, dispatch.
 
         Args:
-            most: Ask for at most this many tasks (the sweep of the CDC worker).
+            topics: Fetch only these registered topics (a CDC wake-up); all when None.
 
         Returns:
             Seconds to wait before the next round.
         """
-        reserved = self._flow.reserve(most)
+        fetch = self._topics if topics is None else [t for t in self._topics if t.topic_name in topics]
+        if not fetch:
+            return self._settings.poll_interval
+        reserved = self._flow.reserve()
         if reserved == 0:
             return 0.0  # closed: the loop sees the stop event
         locked_at = self._clock.monotonic()
         try:
             tasks = self._client.fetch_and_lock(
-                self._topics,
+                fetch,
                 max_tasks=reserved,
                 use_priority=self._settings.use_priority,
                 sorting=self._settings.sorting,

@@ -201,7 +201,7 @@ def test_remove_stops_tracking(leaser, clock, engine_mock) -> None:
     clock.advance(20.0)
     assert leaser.maybe_extend() == 5.0
     assert not leaser.holds("task-1")
-    assert leaser.task_ids() == [] and len(leaser) == 0
+    assert leaser.leased() == {} and len(leaser) == 0
     assert len(engine_mock.calls) == 0
 
 

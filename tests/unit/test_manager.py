@@ -17,6 +17,7 @@ from camunda_ext._protocol.manager import Manager
 from camunda_ext._protocol.poller import Poller
 from camunda_ext._protocol.reporter import Reporter
 from camunda_ext.metrics import NullMetrics
+from camunda_ext.models import ExternalTask
 from camunda_ext.settings import WorkerSettings
 from tests.unit import worker_fixtures
 from tests.unit.worker_fixtures import WAIT, make_task, wait
@@ -67,8 +68,8 @@ def test_open_starts_the_leaser_then_the_sources(setup) -> None:
 
 
 def test_the_stop_sequence_runs_in_order(setup) -> None:
-    stuck = make_task("stuck")
-    setup.dispatcher.shutdown.return_value = ([make_task("done")], [stuck])
+    setup.dispatcher.shutdown.return_value = ([make_task("done")], [make_task("stuck")])
+    setup.leaser.leased.return_value = {"stuck": "topic-a"}
     intake_closed_after_stop_event = []
     setup.flow.close.side_effect = lambda: intake_closed_after_stop_event.append(
         setup.manager.stop_event.is_set()
@@ -82,7 +83,8 @@ def test_the_stop_sequence_runs_in_order(setup) -> None:
         mock.call.flow.close(),  # 1. intake stops
         mock.call.dispatcher.shutdown(mock.ANY),  # 2. drain, the leaser still running
         mock.call.leaser.stop(mock.ANY),  # 3. then the leaser stops
-        mock.call.reporter.unlock(stuck, mock.ANY),  # what still runs is unlocked
+        mock.call.leaser.leased(),
+        mock.call.reporter.unlock(ExternalTask("stuck", topic_name="topic-a"), mock.ANY),  # still running
         mock.call.source.join(0),
         mock.call.client.close(),  # 4. the session last
     ]

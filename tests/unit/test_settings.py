@@ -124,3 +124,8 @@ def test_retry_policy_defaults() -> None:
     policy = RetryPolicy()
     assert (policy.retries, policy.retry_timeout, policy.backoff_factor) == (3, 0, 1.0)
     assert policy.retry_timeout_for(make_task(retries=1)) == 0
+
+
+def test_a_huge_backoff_factor_is_capped_not_an_overflow() -> None:
+    policy = RetryPolicy(retries=50, retry_timeout=1000, backoff_factor=1e10, max_retry_timeout=60_000)
+    assert policy.retry_timeout_for(make_task("t", retries=1)) == 60_000

@@ -1,0 +1,264 @@
+"""Pulls change events of external tasks from Sequin: one thread, ``camunda-ext-sequin``."""
+
+from __future__ import annotations
+
+import functools
+import logging
+import threading
+from typing import Callable, List, Mapping, Optional, Set, Tuple
+
+from camunda_ext._protocol.backoff import Backoff
+from camunda_ext._protocol.clock import Jitter
+from camunda_ext._protocol.dispatch import Dispatcher
+from camunda_ext._protocol.events import Work, classify
+from camunda_ext._protocol.flow_control import FlowController
+from camunda_ext._protocol.poller import Poller
+from camunda_ext._protocol.reporter import is_transient
+from camunda_ext._protocol.task_loader import TaskLoader
+from camunda_ext.errors import (
+    AuthenticationError,
+    AuthorizationError,
+    CamundaError,
+    LockConflictError,
+    OptimisticLockingError,
+    TaskNotFoundError,
+)
+from camunda_ext.sequin import SequinClient, SequinError, SequinMessage
+from camunda_ext.settings import Subscription, WorkerSettings
+
+logger = logging.getLogger(__name__)
+
+#: Sequin answers that retrying cannot fix: bad token, unknown consumer, bad request.
+_FATAL_SEQUIN_STATUSES = frozenset({400, 401, 403, 404})
+#: Engine answers to a lock that retrying cannot fix.
+_FATAL_ENGINE_ERRORS = (AuthenticationError, AuthorizationError)
+#: The task is someone else's right now: leave its message to come back later.
+_HELD_ELSEWHERE = (LockConflictError, OptimisticLockingError)
+
+LOCK = "lock"
+WAKE = "wake"
+
+
+class Puller:
+    """Receives change events and turns the ones that announce work into handler runs.
+
+    ``lock`` mode: each work event's task is locked by id, read back with the
+    variables fetchAndLock would give it, run, its outcome reported, and only
+    then the event acked. A gone task's event is acked without running; a task
+    locked elsewhere is not run and its event is left to come back after the
+    visibility timeout (by then it is finished or free); transient faults nack
+    the event after a pause; a task already running here is not run again.
+
+    ``wake`` mode: work events only wake a fetchAndLock (no long poll) of their
+    topics for the free slots, through ``wake_poller``; the events are acked
+    once that fetch was made.
+
+    Events that announce no work are acked at once.
+
+    Thread-safe: ``start``/``join`` from any thread; lock-mode jobs run on
+    handler threads.
+    """
+
+    def __init__(
+        self,
+        sequin: SequinClient,
+        subscriptions: Mapping[str, Subscription],
+        flow: FlowController,
+        dispatcher: Dispatcher,
+        loader: TaskLoader,
+        wake_poller: Poller,
+        settings: WorkerSettings,
+        jitter: Jitter,
+        stop_event: threading.Event,
+        on_fatal: Callable[[BaseException], None],
+        *,
+        mode: str,
+        wait_for: float,
+        max_batch_size: int,
+        sleep: Callable[[float], object],
+    ) -> None:
+        if mode not in (LOCK, WAKE):
+            raise ValueError("mode must be 'lock' or 'wake'")
+        self._sequin = sequin
+        self._subscriptions = subscriptions
+        self._flow = flow
+        self._dispatcher = dispatcher
+        self._loader = loader
+        self._wake_poller = wake_poller
+        self._settings = settings
+        self._jitter = jitter
+        self._stop_event = stop_event
+        self._on_fatal = on_fatal
+        self._mode = mode
+        self._wait_for = wait_for
+        self._max_batch_size = max_batch_size
+        self._sleep = sleep
+        self._backoff = Backoff(settings.backoff_base, settings.backoff_cap)
+        # Guards _running: ids of tasks whose lock-mode job is queued or running here.
+        self._running_lock = threading.Lock()
+        self._running: Set[str] = set()
+        # Guards _thread for start/join.
+        self._operational_lock = threading.Lock()
+        self._thread: Optional[threading.Thread] = None
+
+    # ------------------------------------------------------------------ one round
+
+    def pull_once(self) -> float:
+        """One round: receive, sort, act, ack. Returns seconds to wait before the next."""
+        # Lock mode runs one task per slot, so it asks for no more events than free
+        # slots; wake mode only needs a slot when it fetches.
+        reserved = self._flow.reserve(self._max_batch_size) if self._mode == LOCK else 0
+        if self._mode == LOCK and reserved == 0:
+            return 0.0  # closed: the loop sees the stop event
+        batch = reserved if self._mode == LOCK else self._max_batch_size
+        try:
+            messages = self._sequin.receive(max_batch_size=batch, wait_for=self._wait_for)
+        except CamundaError as error:
+            self._flow.release(reserved)
+            return self._receive_failed(error)
+        self._backoff = self._backoff.reset()
+        topics = self._subscriptions.keys()
+        work: List[Tuple[SequinMessage, Work]] = []
+        done: List[str] = []
+        for message in messages:
+            found = classify(message, topics)
+            if found is None:
+                done.append(message.ack_id)
+            else:
+                work.append((message, found))
+        if self._mode == LOCK:
+            self._run_locked(work, reserved)
+        elif work:
+            self._wake(work, done)
+        self._ack(done)
+        # An early empty answer is normal while events are in flight: pause, don't spin.
+        return 0.0 if messages else self._settings.poll_interval
+
+    def _receive_failed(self, error: CamundaError) -> float:
+        if isinstance(error, SequinError) and error.status_code in _FATAL_SEQUIN_STATUSES:
+            logger.error("Sequin refused the receive for good (%s); stopping the worker", error)
+            self._on_fatal(error)
+            return 0.0
+        self._backoff = self._backoff.increment()
+        delay = self._backoff.delay(self._jitter)
+        log = logger.debug if self._stop_event.is_set() else logger.warning
+        log("Receiving from Sequin failed (%s); retrying in %.1f s", error, delay)
+        return delay
+
+    def _run_locked(self, work: List[Tuple[SequinMessage, Work]], reserved: int) -> None:
+        used = 0
+        for message, found in work:
+            with self._running_lock:
+                if found.task_id in self._running:
+                    # Redelivered while its handler still runs here; that run acks it.
+                    continue
+                self._running.add(found.task_id)
+            used += 1
+            self._dispatcher.submit(
+                functools.partial(self._lock_and_run, message, found),
+                on_done=self._flow.release,
+                on_cancel=functools.partial(self._not_run, message, found),
+            )
+        self._flow.release(reserved - used)
+
+    def _wake(self, work: List[Tuple[SequinMessage, Work]], done: List[str]) -> None:
+        topics = {found.topic for _, found in work}
+        self._wake_poller.poll_once(topics=topics)
+        done.extend(message.ack_id for message, _ in work)
+
+    # ------------------------------------------------------------------ lock mode, on a handler thread
+
+    def _lock_and_run(self, message: SequinMessage, work: Work) -> None:
+        subscription = self._subscriptions[work.topic]
+        try:
+            try:
+                task = self._loader.lock_and_load(work.task_id, subscription.fetch)
+            except TaskNotFoundError:
+                logger.debug("Task %s (topic %s) is gone; acking its event", work.task_id, work.topic)
+                self._ack([message.ack_id])
+                return
+            except _HELD_ELSEWHERE as error:
+                logger.debug(
+                    "Task %s (topic %s) is held elsewhere (%s); its event comes back later",
+                    work.task_id,
+                    work.topic,
+                    type(error).__name__,
+                )
+                return
+            except _FATAL_ENGINE_ERRORS as error:
+                self._on_fatal(error)
+                return
+            except CamundaError as error:
+                self._release_after_fault(message, work, error)
+                return
+            self._dispatcher.run(task, subscription)
+            self._ack([message.ack_id])
+        finally:
+            with self._running_lock:
+                self._running.discard(work.task_id)
+
+    def _release_after_fault(self, message: SequinMessage, work: Work, error: CamundaError) -> None:
+        """Nack the event after a pause, so the task is tried again soon."""
+        logger.warning(
+            "Taking task %s (topic %s) failed (%s); its event is released for another try",
+            work.task_id,
+            work.topic,
+            error,
+            exc_info=not is_transient(error),
+        )
+        self._sleep(Backoff(self._settings.backoff_base, self._settings.backoff_cap, 1).delay(self._jitter))
+        self._nack([message.ack_id])
+
+    def _not_run(self, message: SequinMessage, work: Work) -> None:
+        """The worker stopped before the job started: let another worker have the event now."""
+        with self._running_lock:
+            self._running.discard(work.task_id)
+        self._nack([message.ack_id])
+
+    # ------------------------------------------------------------------ acks
+
+    def _ack(self, ack_ids: List[str]) -> None:
+        try:
+            self._sequin.ack(ack_ids)
+        except CamundaError as error:
+            # Unacked events come back after the visibility timeout; nothing is lost.
+            logger.warning(
+                "Acking %d Sequin events failed (%s); they will be redelivered", len(ack_ids), error
+            )
+
+    def _nack(self, ack_ids: List[str]) -> None:
+        try:
+            self._sequin.nack(ack_ids)
+        except CamundaError as error:
+            logger.warning("Nacking %d Sequin events failed (%s); they come back later", len(ack_ids), error)
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def _run(self) -> None:
+        while not self._stop_event.is_set():
+            try:
+                delay = self.pull_once()
+            except Exception:
+                # A bug must not end intake for good: log it and keep pulling.
+                logger.exception("Sequin round failed unexpectedly")
+                self._backoff = self._backoff.increment()
+                delay = self._backoff.delay(self._jitter)
+            if delay:
+                self._stop_event.wait(delay)
+
+    def start(self) -> None:
+        """Start the puller thread."""
+        with self._operational_lock:
+            if self._thread is not None:
+                raise RuntimeError("the puller is already running")
+            self._thread = threading.Thread(target=self._run, name="camunda-ext-sequin", daemon=True)
+            self._thread.start()
+
+    def join(self, timeout: Optional[float] = None) -> bool:
+        """Wait for the thread to end; True if it did."""
+        with self._operational_lock:
+            thread = self._thread
+        if thread is None or thread is threading.current_thread():
+            return True
+        thread.join(timeout)
+        return not thread.is_alive()

@@ -1,0 +1,92 @@
+"""Locks a task by id and reads it with the variables fetchAndLock would have given."""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Dict, List, Optional
+
+import attrs
+
+from camunda_ext._protocol.clock import Clock
+from camunda_ext._protocol.leaser import Leaser
+from camunda_ext.client import Client
+from camunda_ext.errors import CamundaError
+from camunda_ext.models import ActivityInstance, ExternalTask, FetchTopic
+from camunda_ext.variables import TypedValue
+
+
+class TaskLoader:
+    """Turns a task id from a change event into a locked :class:`ExternalTask`.
+
+    ``fetchAndLock`` hands a task the variables visible from its execution: its
+    own scope's and every enclosing scope's, the nearest winning (so a
+    multi-instance element variable such as ``score`` is there). Reading the
+    process instance's variables would miss those, so the loader walks the
+    activity-instance tree from the task's activity instance up to the process
+    instance and takes the variables of those scopes.
+
+    Thread-safe: handler threads call it concurrently.
+    """
+
+    def __init__(self, client: Client, leaser: Leaser, clock: Clock) -> None:
+        self._client = client
+        self._leaser = leaser
+        self._clock = clock
+
+    def lock_and_load(self, task_id: str, fetch: FetchTopic) -> ExternalTask:
+        """Lock the task for this worker, start leasing it, and read it with its variables.
+
+        Raises:
+            TaskNotFoundError: The task is gone.
+            LockConflictError: Another worker holds it.
+            OptimisticLockingError: A concurrent lock or fetch won it.
+            CamundaError: Any other failure; a lock already taken is given back.
+        """
+        locked_at = self._clock.monotonic()
+        self._client.lock(task_id, fetch.lock_duration)
+        self._leaser.add(task_id, fetch.topic_name, fetch.lock_duration, locked_at)
+        try:
+            task = self._client.get_task(task_id)
+            return attrs.evolve(task, typed_variables=self.variables_of(task, fetch))
+        except CamundaError:
+            # Not run after all: give the lock back so the task is free at once.
+            self._leaser.remove(task_id)
+            with contextlib.suppress(CamundaError):
+                self._client.unlock(task_id)
+            raise
+
+    def variables_of(self, task: ExternalTask, fetch: FetchTopic) -> Dict[str, TypedValue]:
+        """The variables fetchAndLock would give ``task`` under ``fetch``'s options."""
+        wanted = None if fetch.variables is None else set(fetch.variables)
+        if wanted is not None and not wanted:
+            return {}
+        deserialize = bool(fetch.deserialize_values)
+        if fetch.local_variables:
+            found = self._client.get_local_variables(task.execution_id or "", deserialize_values=deserialize)
+        else:
+            found = self._scoped(task, deserialize)
+        if wanted is None:
+            return found
+        return {name: value for name, value in found.items() if name in wanted}
+
+    def _scoped(self, task: ExternalTask, deserialize: bool) -> Dict[str, TypedValue]:
+        tree = self._client.get_activity_instance_tree(task.process_instance_id or "")
+        chain = _ancestry(tree, task.activity_instance_id or "") or [tree.id]
+        rank = {scope: depth for depth, scope in enumerate(chain)}
+        rows = self._client.get_variable_instances(
+            activity_instance_id_in=chain, deserialize_values=deserialize
+        )
+        rows.sort(key=lambda row: rank.get(row.activity_instance_id or "", len(chain)), reverse=True)
+        # Outermost first, so nearer scopes overwrite the names they shadow.
+        return {row.name: row.typed_value for row in rows}
+
+
+def _ancestry(node: ActivityInstance, target: str) -> Optional[List[str]]:
+    """Activity-instance ids from ``target`` up to ``node`` (nearest first), or None."""
+    if node.id == target:
+        return [node.id]
+    for child in node.child_activity_instances:
+        below = _ancestry(child, target)
+        if below is not None:
+            return [*below, node.id]
+    return None

@@ -1,0 +1,124 @@
+"""TaskLoader: lock by id, read back, and the variables fetchAndLock would give, scope by scope."""
+
+from __future__ import annotations
+
+from typing import Any
+from unittest import mock
+
+import pytest
+
+from camunda_ext import Client, EngineError, LockConflictError
+from camunda_ext._protocol.leaser import Leaser
+from camunda_ext._protocol.task_loader import TaskLoader
+from camunda_ext.models import ActivityInstance, ExternalTask, FetchTopic, VariableInstance
+from camunda_ext.variables import TypedValue
+from tests.unit.worker_fixtures import FakeClock
+
+TREE = ActivityInstance(
+    "pi",
+    child_activity_instances=[
+        ActivityInstance(
+            "mi-body",
+            child_activity_instances=[
+                ActivityInstance("inner-1", child_activity_instances=[ActivityInstance("task-act-1")]),
+                ActivityInstance("inner-2", child_activity_instances=[ActivityInstance("task-act-2")]),
+            ],
+        )
+    ],
+)
+TASK = ExternalTask(
+    "task-1",
+    topic_name="loanGranter",
+    process_instance_id="pi",
+    execution_id="exec-1",
+    activity_instance_id="task-act-1",
+    retries=2,
+)
+
+
+def row(name: str, value: Any, scope: str) -> VariableInstance:
+    return VariableInstance(
+        "v-%s-%s" % (name, scope), name, TypedValue("Integer", value), activity_instance_id=scope
+    )
+
+
+@pytest.fixture
+def client() -> Any:
+    made = mock.create_autospec(Client, instance=True)
+    made.get_task.return_value = TASK
+    made.get_activity_instance_tree.return_value = TREE
+    made.get_variable_instances.return_value = [
+        row("score", 3, "inner-1"),
+        row("top", 1, "pi"),
+        row("score", 99, "pi"),
+        row("nrOfInstances", 2, "mi-body"),
+    ]
+    return made
+
+
+@pytest.fixture
+def leaser() -> Any:
+    return mock.create_autospec(Leaser, instance=True)
+
+
+def loader(client: Any, leaser: Any) -> TaskLoader:
+    return TaskLoader(client, leaser, FakeClock(500.0))
+
+
+def test_the_nearest_scope_wins_and_only_the_tasks_ancestry_is_read(client: Any, leaser: Any) -> None:
+    task = loader(client, leaser).lock_and_load(
+        "task-1", FetchTopic(topic_name="loanGranter", lock_duration=9000)
+    )
+
+    assert task.variables == {"score": 3, "top": 1, "nrOfInstances": 2}
+    assert task.retries == 2
+    client.lock.assert_called_once_with("task-1", 9000)
+    leaser.add.assert_called_once_with("task-1", "loanGranter", 9000, 500.0)
+    client.get_variable_instances.assert_called_once_with(
+        activity_instance_id_in=["task-act-1", "inner-1", "mi-body", "pi"], deserialize_values=False
+    )
+
+
+def test_the_variables_option_filters_and_an_empty_list_reads_nothing(client: Any, leaser: Any) -> None:
+    only_score = loader(client, leaser).variables_of(
+        TASK, FetchTopic(topic_name="t", lock_duration=1, variables=["score"])
+    )
+    assert {name: typed.value for name, typed in only_score.items()} == {"score": 3}
+
+    client.reset_mock()
+    assert (
+        loader(client, leaser).variables_of(TASK, FetchTopic(topic_name="t", lock_duration=1, variables=[]))
+        == {}
+    )
+    assert client.mock_calls == []
+
+
+def test_local_variables_read_only_the_tasks_execution(client: Any, leaser: Any) -> None:
+    client.get_local_variables.return_value = {"note": TypedValue("String", "x")}
+
+    found = loader(client, leaser).variables_of(
+        TASK, FetchTopic(topic_name="t", lock_duration=1, local_variables=True)
+    )
+
+    assert list(found) == ["note"]
+    client.get_local_variables.assert_called_once_with("exec-1", deserialize_values=False)
+    client.get_activity_instance_tree.assert_not_called()
+
+
+def test_a_lock_held_elsewhere_is_raised_before_anything_is_leased(client: Any, leaser: Any) -> None:
+    client.lock.side_effect = LockConflictError(400, "RestException", "locked by worker 'b'")
+
+    with pytest.raises(LockConflictError):
+        loader(client, leaser).lock_and_load("task-1", FetchTopic(topic_name="t", lock_duration=1000))
+
+    leaser.add.assert_not_called()
+
+
+def test_a_failed_read_gives_the_lock_back(client: Any, leaser: Any) -> None:
+    client.get_task.side_effect = EngineError(503, None, "unavailable")
+
+    with pytest.raises(EngineError):
+        loader(client, leaser).lock_and_load("task-1", FetchTopic(topic_name="t", lock_duration=1000))
+
+    leaser.remove.assert_called_once_with("task-1")
+    client.unlock.assert_called_once_with("task-1")
