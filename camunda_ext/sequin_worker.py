@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from typing import Any, List, Optional, Tuple, Union
 
-import attrs
-
 from camunda_ext._protocol.dispatch import Dispatcher
 from camunda_ext._protocol.flow_control import FlowController
 from camunda_ext._protocol.manager import Manager, SourceAndFlow
@@ -96,7 +94,7 @@ class SequinWorker(BaseWorker):
         flow = FlowController(self.settings.max_tasks)
         subscriptions = dict(self._subscriptions)
 
-        def poller(name: str, poll_interval: float) -> Poller:
+        def poller(name: str, every: Optional[float] = None) -> Poller:
             return Poller(
                 manager.client,
                 subscriptions,
@@ -104,7 +102,7 @@ class SequinWorker(BaseWorker):
                 dispatcher,
                 manager.leaser,
                 manager.reporter,
-                attrs.evolve(self.settings, poll_interval=poll_interval),
+                self.settings,
                 manager.metrics,
                 manager.clock,
                 manager.jitter,
@@ -112,16 +110,18 @@ class SequinWorker(BaseWorker):
                 manager.fatal,
                 async_response_timeout=None,
                 name=name,
+                every=every,
             )
 
-        sweep = poller("camunda-ext-sweep", self.sweep_interval)
+        # The sweep keeps its pace even when it finds tasks: the events carry the load.
+        sweep = poller("camunda-ext-sweep", every=self.sweep_interval)
         puller = Puller(
             self.sequin,
             subscriptions,
             flow,
             dispatcher,
             TaskLoader(manager.client, manager.leaser, manager.clock),
-            poller("camunda-ext-wake", self.settings.poll_interval),
+            poller("camunda-ext-wake"),
             self.settings,
             manager.jitter,
             manager.stop_event,

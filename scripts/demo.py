@@ -4,6 +4,7 @@ Run it through ``scripts/demo``, which prepares the virtualenv first::
 
     scripts/demo                       # 200 instances on the Maven-built engine (H2)
     scripts/demo --instances 50 --postgres
+    scripts/demo --cdc lock            # the SequinWorker, fed by the WAL (engine on PostgreSQL)
     scripts/demo --docker              # the docker/ engine image, through the docker SDK
     scripts/demo --engine-url http://localhost:8080/engine-rest   # an engine you run
 """
@@ -14,6 +15,7 @@ import argparse
 import contextlib
 import logging
 import os
+import secrets
 import sys
 import time
 from pathlib import Path
@@ -21,49 +23,81 @@ from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import attrs
 import loan_granting
 
-from camunda_ext import CamundaError, Client, CountingMetrics, Worker
+from camunda_ext import CamundaError, Client, CountingMetrics, SequinWorker, Worker
+from camunda_ext.worker import BaseWorker
 from harness import HarnessError, start_engine, start_postgres
 from harness.docker_engine import start_docker_engine
+from harness.migrations import apply_migrations
+from harness.sequin_server import start_sequin_server
 
 logger = logging.getLogger("demo")
 
 
+@attrs.frozen
+class Stack:
+    """What the demo runs against: the engine, and for CDC the Sequin stand-in."""
+
+    url: str
+    auth: Optional[Tuple[str, str]] = None
+    sequin: Any = None
+
+
 @contextlib.contextmanager
-def engine_for(args: argparse.Namespace) -> Iterator[Tuple[str, Optional[Tuple[str, str]]]]:
-    """Yield ``(rest_url, auth)`` of the engine the arguments ask for; stop what was started."""
+def stack_for(args: argparse.Namespace) -> Iterator[Stack]:
+    """Start what the arguments ask for; stop it all afterwards."""
     if args.engine_url:
         user = os.environ.get("CAMUNDA_USER")
-        auth = (user, os.environ.get("CAMUNDA_PASSWORD", "")) if user else None
-        yield args.engine_url, auth
+        yield Stack(args.engine_url, (user, os.environ.get("CAMUNDA_PASSWORD", "")) if user else None)
         return
     with contextlib.ExitStack() as stack:
         if args.docker:
             engine: Any = stack.enter_context(start_docker_engine())
-        else:
-            postgres = stack.enter_context(start_postgres()) if args.postgres else None
-            print("Starting the engine (the first run builds it with Maven)...", file=sys.stderr)
-            engine = stack.enter_context(start_engine(postgres=postgres))
-        yield engine.url, engine.auth
+            yield Stack(engine.url, engine.auth)
+            return
+        postgres = stack.enter_context(start_postgres()) if args.postgres or args.cdc else None
+        print("Starting the engine (the first run builds it with Maven)...", file=sys.stderr)
+        engine = stack.enter_context(start_engine(postgres=postgres))
+        sequin = None
+        if args.cdc:
+            # Production runs real Sequin (docker/); here our stand-in reads the same slot.
+            password, token = secrets.token_urlsafe(18), secrets.token_urlsafe(18)
+            apply_migrations(postgres, cdc_password=password)
+            sequin = stack.enter_context(start_sequin_server(postgres, token=token, cdc_password=password))
+        yield Stack(engine.url, engine.auth, sequin)
+
+
+def make_worker(args: argparse.Namespace, stack: Stack, metrics: CountingMetrics) -> BaseWorker:
+    """The Worker, or with ``--cdc`` the SequinWorker, with the loan-granting handlers."""
+    client = Client(stack.url, "demo-worker", auth=stack.auth, pool_maxsize=args.max_tasks + 4)
+    options: Dict[str, Any] = {"max_tasks": args.max_tasks, "poll_interval": 0.05, "metrics": metrics}
+    if stack.sequin is None:
+        worker: BaseWorker = Worker(client, **options)
+    else:
+        worker = SequinWorker(
+            client,
+            stack.sequin.url,
+            stack.sequin.consumer,
+            token=stack.sequin.token,
+            mode=args.cdc,
+            **options,
+        )
+    for topic, variables in loan_granting.TOPICS.items():
+        worker.register_handler(
+            topic, loan_granting.HANDLERS[topic], lock_duration=30_000, variables=variables or None
+        )
+    return worker
 
 
 def run(args: argparse.Namespace) -> Dict[str, Any]:
     """Run the demo and return its figures."""
-    with engine_for(args) as (url, auth):
-        setup = Client(url, "demo-setup", auth=auth)
+    with stack_for(args) as stack:
+        setup = Client(stack.url, "demo-setup", auth=stack.auth)
         loan_granting.deploy(setup)
         metrics = CountingMetrics()
-        worker = Worker(
-            Client(url, "demo-worker", auth=auth, pool_maxsize=args.max_tasks + 4),
-            max_tasks=args.max_tasks,
-            poll_interval=0.05,
-            metrics=metrics,
-        )
-        for topic, variables in loan_granting.TOPICS.items():
-            worker.register_handler(
-                topic, loan_granting.HANDLERS[topic], lock_duration=30_000, variables=variables or None
-            )
+        worker = make_worker(args, stack, metrics)
         progress = loan_granting.Progress(args.instances)
         worker.start()
         try:
@@ -94,6 +128,11 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--timeout", type=float, default=600, help="seconds to wait for the instances")
     where = parser.add_mutually_exclusive_group()
     where.add_argument("--postgres", action="store_true", help="run the engine on a throw-away PostgreSQL")
+    where.add_argument(
+        "--cdc",
+        choices=["lock", "wake"],
+        help="run the SequinWorker in this mode, fed by PostgreSQL's WAL through the Sequin stand-in",
+    )
     where.add_argument(
         "--docker", action="store_true", help="run the docker/ engine image via the docker SDK"
     )

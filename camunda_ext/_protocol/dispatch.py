@@ -7,7 +7,7 @@ import functools
 import logging
 import threading
 import traceback
-from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Optional, Set, Tuple
 
 from camunda_ext import builders
 from camunda_ext._protocol.clock import Clock
@@ -112,15 +112,44 @@ class Dispatcher:
         self._lock = threading.Lock()
         self._pending: Dict[concurrent.futures.Future[None], Optional[ExternalTask]] = {}
         self._shut_down = False
+        # Ids of the tasks queued or running here, whichever source brought them, so
+        # that one task never runs twice at once in this process. Guarded by _lock.
+        self._claimed: Set[str] = set()
 
-    def dispatch(self, task: ExternalTask, subscription: Subscription, on_done: Callable[[], None]) -> None:
-        """Run ``subscription.handler`` for ``task``; ``on_done`` runs after it in any case."""
+    def claim(self, task_id: str) -> bool:
+        """Mark a task as running here; False if it already is."""
+        with self._lock:
+            if task_id in self._claimed:
+                return False
+            self._claimed.add(task_id)
+            return True
+
+    def unclaim(self, task_id: str) -> None:
+        """The task no longer runs here."""
+        with self._lock:
+            self._claimed.discard(task_id)
+
+    def dispatch(self, task: ExternalTask, subscription: Subscription, on_done: Callable[[], None]) -> bool:
+        """Run ``subscription.handler`` for ``task``; ``on_done`` runs after it in any case.
+
+        Returns:
+            False, and nothing runs, if the task already runs here (``on_done`` is not called).
+        """
+        if not self.claim(task.id):
+            return False
         self.submit(
-            functools.partial(self.run, task, subscription),
+            functools.partial(self._run_claimed, task, subscription),
             on_done=on_done,
             on_cancel=functools.partial(self._hand_back, task),
             task=task,
         )
+        return True
+
+    def _run_claimed(self, task: ExternalTask, subscription: Subscription) -> None:
+        try:
+            self.run(task, subscription)
+        finally:
+            self.unclaim(task.id)
 
     def submit(
         self,
@@ -167,6 +196,7 @@ class Dispatcher:
 
     def _hand_back(self, task: ExternalTask) -> None:
         self._leaser.remove(task.id)
+        self.unclaim(task.id)
         self._reporter.unlock(task, "the worker stopped before its handler ran")
 
     def run(self, task: ExternalTask, subscription: Subscription) -> None:

@@ -58,6 +58,8 @@ class Poller:
         on_fatal: Called with an error that must stop the worker.
         async_response_timeout: Long-poll seconds (None: the engine answers at once).
         name: Thread name.
+        every: Pause in seconds after every round, with or without tasks (a sweep);
+            None pauses only after an empty answer (``poll_interval``).
     """
 
     def __init__(
@@ -77,6 +79,7 @@ class Poller:
         *,
         async_response_timeout: Optional[float],
         name: str = "camunda-ext-poller",
+        every: Optional[float] = None,
     ) -> None:
         self._client = client
         self._subscriptions = subscriptions
@@ -93,6 +96,7 @@ class Poller:
         self._on_fatal = on_fatal
         self._async_response_timeout = async_response_timeout
         self._name = name
+        self._every = every
         self._backoff = Backoff(settings.backoff_base, settings.backoff_cap)
         # Guards _thread for start/join.
         self._operational_lock = threading.Lock()
@@ -140,6 +144,8 @@ class Poller:
             raise
         self._backoff = self._backoff.reset()
         self.dispatch(tasks, reserved, locked_at)
+        if self._every is not None:
+            return self._every
         return 0.0 if tasks else self._settings.poll_interval
 
     def dispatch(self, tasks: List[ExternalTask], reserved: int, locked_at: float) -> None:
@@ -153,8 +159,11 @@ class Poller:
                 if index < reserved:
                     self._flow.release(1)
                 continue
+            # The fetch (re)locked it: the lease starts now, also for a task already running here.
             self._leaser.add(task.id, subscription.topic, subscription.lock_duration, locked_at)
-            self._dispatcher.dispatch(task, subscription, self._flow.release)
+            if not self._dispatcher.dispatch(task, subscription, self._flow.release):
+                logger.debug("Task %s (topic %s) already runs here; not run twice", task.id, task.topic_name)
+                self._flow.release(1)
         for topic, count in collections.Counter(task.topic_name or "" for task in tasks).items():
             self._metrics.fetched(topic, count)
 
