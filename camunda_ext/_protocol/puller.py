@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import logging
 import threading
-from typing import Callable, List, Mapping, Optional, Set, Tuple
+from typing import Callable, List, Mapping, Optional, Tuple
 
 from camunda_ext._protocol.backoff import Backoff
 from camunda_ext._protocol.clock import Jitter
@@ -94,12 +94,12 @@ class Puller:
         self._max_batch_size = max_batch_size
         self._sleep = sleep
         self._backoff = Backoff(settings.backoff_base, settings.backoff_cap)
-        # Guards _running: ids of tasks whose lock-mode job is queued or running here.
-        self._running_lock = threading.Lock()
-        self._running: Set[str] = set()
         # Guards _thread for start/join.
         self._operational_lock = threading.Lock()
         self._thread: Optional[threading.Thread] = None
+        # Set on a fatal answer: the loop ends even before the stop sequence (run on
+        # another thread) sets the stop event, so it sends no further receive.
+        self._failed = threading.Event()
 
     # ------------------------------------------------------------------ one round
 
@@ -126,6 +126,10 @@ class Puller:
                 done.append(message.ack_id)
             else:
                 work.append((message, found))
+        if work and self._stop_event.is_set():
+            # Stopping (they came with a receive still open): another worker takes them now.
+            self._nack([message.ack_id for message, _ in work])
+            work = []
         if self._mode == LOCK:
             self._run_locked(work, reserved)
         elif work:
@@ -137,6 +141,7 @@ class Puller:
     def _receive_failed(self, error: CamundaError) -> float:
         if isinstance(error, SequinError) and error.status_code in _FATAL_SEQUIN_STATUSES:
             logger.error("Sequin refused the receive for good (%s); stopping the worker", error)
+            self._failed.set()
             self._on_fatal(error)
             return 0.0
         self._backoff = self._backoff.increment()
@@ -148,11 +153,12 @@ class Puller:
     def _run_locked(self, work: List[Tuple[SequinMessage, Work]], reserved: int) -> None:
         used = 0
         for message, found in work:
-            with self._running_lock:
-                if found.task_id in self._running:
-                    # Redelivered while its handler still runs here; that run acks it.
-                    continue
-                self._running.add(found.task_id)
+            # The dispatcher's claim covers every source: a task that the sweep or an
+            # earlier event made run here is not locked and run again.
+            if not self._dispatcher.claim(found.task_id):
+                # Redelivered while its handler still runs here; a lock-mode run acks it,
+                # otherwise it comes back after the visibility timeout.
+                continue
             used += 1
             self._dispatcher.submit(
                 functools.partial(self._lock_and_run, message, found),
@@ -186,6 +192,7 @@ class Puller:
                 )
                 return
             except _FATAL_ENGINE_ERRORS as error:
+                self._failed.set()
                 self._on_fatal(error)
                 return
             except CamundaError as error:
@@ -194,8 +201,7 @@ class Puller:
             self._dispatcher.run(task, subscription)
             self._ack([message.ack_id])
         finally:
-            with self._running_lock:
-                self._running.discard(work.task_id)
+            self._dispatcher.unclaim(work.task_id)
 
     def _release_after_fault(self, message: SequinMessage, work: Work, error: CamundaError) -> None:
         """Nack the event after a pause, so the task is tried again soon."""
@@ -211,8 +217,7 @@ class Puller:
 
     def _not_run(self, message: SequinMessage, work: Work) -> None:
         """The worker stopped before the job started: let another worker have the event now."""
-        with self._running_lock:
-            self._running.discard(work.task_id)
+        self._dispatcher.unclaim(work.task_id)
         self._nack([message.ack_id])
 
     # ------------------------------------------------------------------ acks
@@ -235,7 +240,7 @@ class Puller:
     # ------------------------------------------------------------------ lifecycle
 
     def _run(self) -> None:
-        while not self._stop_event.is_set():
+        while not self._stop_event.is_set() and not self._failed.is_set():
             try:
                 delay = self.pull_once()
             except Exception:
