@@ -550,7 +550,9 @@ def engine_error(
     elif status == 403:
         cls = AuthorizationError
     elif status == 404:
-        cls = not_found
+        # Without Camunda's error body the path itself is unknown (a wrong base URL),
+        # whatever resource was asked for.
+        cls = not_found if kind is not None else NotFoundError
     elif status == 400:
         cls = BadRequestError
         if kind == "RestException" and _LOCK_EXPIRED_FRAGMENT in message:

@@ -13,6 +13,7 @@ parse :class:`~camunda_ext.errors.DecodeError`.
 from __future__ import annotations
 
 import json
+import logging
 import os
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
@@ -21,6 +22,8 @@ import requests
 
 from camunda_ext._http import Endpoint, Timeout, build_session, redact_url
 from camunda_ext.errors import CamundaError, ConfigurationError, DecodeError
+
+logger = logging.getLogger(__name__)
 
 __all__ = ["TOKEN_ENVIRONMENT_VARIABLE", "BearerAuth", "SequinClient", "SequinError", "SequinMessage"]
 
@@ -82,6 +85,8 @@ class SequinMessage:
         record: The row's columns (for a delete, the old row).
         changes: For an update, the old values of the columns that changed.
         metadata: Table, commit position and consumer details.
+        malformed: Why the message could not be read, for one that Sequin sent with
+            an ack id but a body not of the API's shape (it has no action or record).
     """
 
     ack_id: str
@@ -89,6 +94,7 @@ class SequinMessage:
     record: Mapping[str, Any]
     changes: Optional[Mapping[str, Any]]
     metadata: Mapping[str, Any] = attrs.field(repr=False)
+    malformed: Optional[str] = None
 
     @property
     def table(self) -> Tuple[Optional[str], Optional[str]]:
@@ -205,7 +211,7 @@ class SequinClient:
         items = data.get("data") if isinstance(data, dict) else None
         if not isinstance(items, list):
             raise DecodeError('a Sequin receive answer must be {"data": [...]}, got %r' % (data,))
-        return [parse_message(item) for item in items]
+        return [message for message in map(_read_item, items) if message is not None]
 
     def ack(self, ack_ids: Sequence[str]) -> None:
         """Acknowledge (delete) messages; unknown ids are ignored by Sequin."""
@@ -225,6 +231,21 @@ class SequinClient:
             return json.loads(response.content)
         except ValueError:
             raise DecodeError("Sequin answered %s with a body that is not JSON" % path) from None
+
+
+def _read_item(item: Any) -> Optional[SequinMessage]:
+    """One item of a receive answer; a malformed one is flagged, not fatal to its batch.
+
+    Without an ack id it cannot even be acked: it is logged and left to Sequin.
+    """
+    try:
+        return parse_message(item)
+    except DecodeError as error:
+        ack_id = item.get("ack_id") if isinstance(item, dict) else None
+        if not isinstance(ack_id, str):
+            logger.error("Ignoring a Sequin message without an ack_id: %s", error)
+            return None
+        return SequinMessage(ack_id, "", {}, None, {}, malformed=str(error))
 
 
 def _summary(response: requests.Response) -> str:

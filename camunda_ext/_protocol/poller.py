@@ -5,7 +5,7 @@ from __future__ import annotations
 import collections
 import logging
 import threading
-from typing import Callable, Collection, List, Mapping, Optional
+from typing import Callable, Collection, List, Mapping, Optional, Tuple
 
 from camunda_ext._protocol.backoff import Backoff
 from camunda_ext._protocol.clock import Clock, Jitter
@@ -105,35 +105,46 @@ class Poller:
         # (run on another thread) sets the stop event, so it sends no further fetch.
         self._failed = threading.Event()
 
-    def poll_once(self, topics: Optional[Collection[str]] = None) -> float:
-        """One round: reserve, fetch, dispatch.
+    def fetch(
+        self, max_tasks: int, topics: Optional[Collection[str]] = None
+    ) -> Tuple[List[ExternalTask], float]:
+        """Fetch and lock up to ``max_tasks`` tasks (slots the caller reserved); no dispatch.
 
         Args:
-            topics: Fetch only these registered topics (a CDC wake-up); all when None.
+            max_tasks: Slots reserved for the answer.
+            topics: Only these registered topics (a CDC wake-up); all when None.
+
+        Returns:
+            The tasks, and the monotonic time their locks were requested.
+
+        Raises:
+            CamundaError: The fetch failed.
+        """
+        fetch = self._topics if topics is None else [t for t in self._topics if t.topic_name in topics]
+        locked_at = self._clock.monotonic()
+        tasks = self._client.fetch_and_lock(
+            fetch,
+            max_tasks=max_tasks,
+            use_priority=self._settings.use_priority,
+            sorting=self._settings.sorting,
+            async_response_timeout=self._async_response_timeout,
+        )
+        return tasks, locked_at
+
+    def poll_once(self) -> float:
+        """One round: reserve, fetch, dispatch.
 
         Returns:
             Seconds to wait before the next round.
         """
-        fetch = self._topics if topics is None else [t for t in self._topics if t.topic_name in topics]
-        if not fetch:
-            return self._settings.poll_interval
         reserved = self._flow.reserve()
         if reserved == 0:
             return 0.0  # closed: the loop sees the stop event
-        locked_at = self._clock.monotonic()
         try:
-            tasks = self._client.fetch_and_lock(
-                fetch,
-                max_tasks=reserved,
-                use_priority=self._settings.use_priority,
-                sorting=self._settings.sorting,
-                async_response_timeout=self._async_response_timeout,
-            )
+            tasks, locked_at = self.fetch(reserved)
         except FATAL_FETCH_ERRORS as error:
             self._flow.release(reserved)
-            logger.error("fetchAndLock failed for good (%s); stopping the worker", error)
-            self._failed.set()
-            self._on_fatal(error)
+            self.fail_for_good(error)
             return 0.0
         except CamundaError as error:
             self._flow.release(reserved)
@@ -166,6 +177,12 @@ class Poller:
                 self._flow.release(1)
         for topic, count in collections.Counter(task.topic_name or "" for task in tasks).items():
             self._metrics.fetched(topic, count)
+
+    def fail_for_good(self, error: BaseException) -> None:
+        """Stop the worker because of ``error``; this source ends at once."""
+        logger.error("fetchAndLock failed for good (%s); stopping the worker", error)
+        self._failed.set()
+        self._on_fatal(error)
 
     def _back_off(self, error: BaseException) -> float:
         self._backoff = self._backoff.increment()

@@ -12,7 +12,7 @@ from camunda_ext._protocol.clock import Jitter
 from camunda_ext._protocol.dispatch import Dispatcher
 from camunda_ext._protocol.events import Work, classify
 from camunda_ext._protocol.flow_control import FlowController
-from camunda_ext._protocol.poller import Poller
+from camunda_ext._protocol.poller import FATAL_FETCH_ERRORS, Poller
 from camunda_ext._protocol.reporter import is_transient
 from camunda_ext._protocol.task_loader import TaskLoader
 from camunda_ext.errors import (
@@ -20,6 +20,7 @@ from camunda_ext.errors import (
     AuthorizationError,
     CamundaError,
     LockConflictError,
+    NotFoundError,
     OptimisticLockingError,
     TaskNotFoundError,
 )
@@ -30,8 +31,9 @@ logger = logging.getLogger(__name__)
 
 #: Sequin answers that retrying cannot fix: bad token, unknown consumer, bad request.
 _FATAL_SEQUIN_STATUSES = frozenset({400, 401, 403, 404})
-#: Engine answers to a lock that retrying cannot fix.
-_FATAL_ENGINE_ERRORS = (AuthenticationError, AuthorizationError)
+#: Engine answers to a lock that retrying cannot fix: credentials, or a wrong base URL
+#: (a 404 that is not Camunda's "task does not exist", which is TaskNotFoundError).
+_FATAL_ENGINE_ERRORS = (AuthenticationError, AuthorizationError, NotFoundError)
 #: The task is someone else's right now: leave its message to come back later.
 _HELD_ELSEWHERE = (LockConflictError, OptimisticLockingError)
 
@@ -105,14 +107,12 @@ class Puller:
 
     def pull_once(self) -> float:
         """One round: receive, sort, act, ack. Returns seconds to wait before the next."""
-        # Lock mode runs one task per slot, so it asks for no more events than free
-        # slots; wake mode only needs a slot when it fetches.
-        reserved = self._flow.reserve(self._max_batch_size) if self._mode == LOCK else 0
-        if self._mode == LOCK and reserved == 0:
+        # Ask for no more events than free slots: each may become a task to run.
+        reserved = self._flow.reserve(self._max_batch_size)
+        if reserved == 0:
             return 0.0  # closed: the loop sees the stop event
-        batch = reserved if self._mode == LOCK else self._max_batch_size
         try:
-            messages = self._sequin.receive(max_batch_size=batch, wait_for=self._wait_for)
+            messages = self._sequin.receive(max_batch_size=reserved, wait_for=self._wait_for)
         except CamundaError as error:
             self._flow.release(reserved)
             return self._receive_failed(error)
@@ -121,22 +121,29 @@ class Puller:
         work: List[Tuple[SequinMessage, Work]] = []
         done: List[str] = []
         for message in messages:
+            if message.malformed:
+                logger.error("Dropping a malformed Sequin event (%s)", message.malformed)
             found = classify(message, topics)
             if found is None:
                 done.append(message.ack_id)
+            elif not self._dispatcher.claim(found.task_id):
+                # It already runs here (brought by the sweep, or this event delivered
+                # again): the event has served its purpose.
+                done.append(message.ack_id)
             else:
                 work.append((message, found))
+        delay = 0.0 if messages else self._settings.poll_interval
         if work and self._stop_event.is_set():
             # Stopping (they came with a receive still open): another worker takes them now.
-            self._nack([message.ack_id for message, _ in work])
-            work = []
-        if self._mode == LOCK:
+            self._give_back(work)
+            self._flow.release(reserved)
+        elif self._mode == LOCK:
             self._run_locked(work, reserved)
-        elif work:
-            self._wake(work, done)
+        else:
+            delay = max(delay, self._wake(work, reserved, done))
         self._ack(done)
         # An early empty answer is normal while events are in flight: pause, don't spin.
-        return 0.0 if messages else self._settings.poll_interval
+        return delay
 
     def _receive_failed(self, error: CamundaError) -> float:
         if isinstance(error, SequinError) and error.status_code in _FATAL_SEQUIN_STATUSES:
@@ -150,27 +157,56 @@ class Puller:
         log("Receiving from Sequin failed (%s); retrying in %.1f s", error, delay)
         return delay
 
+    def _give_back(self, work: List[Tuple[SequinMessage, Work]]) -> None:
+        for _, found in work:
+            self._dispatcher.unclaim(found.task_id)
+        self._nack([message.ack_id for message, _ in work])
+
     def _run_locked(self, work: List[Tuple[SequinMessage, Work]], reserved: int) -> None:
-        used = 0
+        # Each event holds the claim of its task (taken in pull_once) until its job ends.
         for message, found in work:
-            # The dispatcher's claim covers every source: a task that the sweep or an
-            # earlier event made run here is not locked and run again.
-            if not self._dispatcher.claim(found.task_id):
-                # Redelivered while its handler still runs here; a lock-mode run acks it,
-                # otherwise it comes back after the visibility timeout.
-                continue
-            used += 1
             self._dispatcher.submit(
                 functools.partial(self._lock_and_run, message, found),
                 on_done=self._flow.release,
                 on_cancel=functools.partial(self._not_run, message, found),
             )
-        self._flow.release(reserved - used)
+        self._flow.release(reserved - len(work))
 
-    def _wake(self, work: List[Tuple[SequinMessage, Work]], done: List[str]) -> None:
-        topics = {found.topic for _, found in work}
-        self._wake_poller.poll_once(topics=topics)
-        done.extend(message.ack_id for message, _ in work)
+    def _wake(self, work: List[Tuple[SequinMessage, Work]], reserved: int, done: List[str]) -> float:
+        """Fetch the events' topics for the reserved slots; return a back-off delay (0 if none)."""
+        for _, found in work:
+            # The fetch decides what runs; the claims only kept duplicates out of this batch.
+            self._dispatcher.unclaim(found.task_id)
+        if not work:
+            self._flow.release(reserved)
+            return 0.0
+        try:
+            tasks, locked_at = self._wake_poller.fetch(reserved, {found.topic for _, found in work})
+        except FATAL_FETCH_ERRORS as error:
+            self._flow.release(reserved)
+            self._failed.set()
+            self._wake_poller.fail_for_good(error)
+            return 0.0
+        except CamundaError as error:
+            self._flow.release(reserved)
+            self._nack([message.ack_id for message, _ in work])
+            self._backoff = self._backoff.increment()
+            delay = self._backoff.delay(self._jitter)
+            logger.warning(
+                "The fetch woken by Sequin failed (%s); its events come again in %.1f s", error, delay
+            )
+            return delay
+        self._wake_poller.dispatch(tasks, reserved, locked_at)
+        if len(tasks) < reserved:
+            # Every available task of these topics was taken: the events are served.
+            done.extend(message.ack_id for message, _ in work)
+        else:
+            # The slots ran out: events of tasks not fetched come again when slots free.
+            fetched = {task.id for task in tasks}
+            served = [m.ack_id for m, found in work if found.task_id in fetched]
+            done.extend(served)
+            self._nack([m.ack_id for m, found in work if found.task_id not in fetched])
+        return 0.0
 
     # ------------------------------------------------------------------ lock mode, on a handler thread
 
@@ -196,9 +232,22 @@ class Puller:
                 self._on_fatal(error)
                 return
             except CamundaError as error:
-                self._release_after_fault(message, work, error)
+                if is_transient(error):
+                    self._release_after_fault(message, work, error)
+                else:
+                    # Sending it again would fail the same way; the sweep still finds the task.
+                    logger.error(
+                        "The engine refused task %s (topic %s) for good (%s); dropping its event",
+                        work.task_id,
+                        work.topic,
+                        error,
+                    )
+                    self._ack([message.ack_id])
                 return
-            self._dispatcher.run(task, subscription)
+            if task is None:
+                logger.debug("Task %s (topic %s) is outside the topic's filters", work.task_id, work.topic)
+            else:
+                self._dispatcher.run(task, subscription)
             self._ack([message.ack_id])
         finally:
             self._dispatcher.unclaim(work.task_id)
@@ -210,7 +259,6 @@ class Puller:
             work.task_id,
             work.topic,
             error,
-            exc_info=not is_transient(error),
         )
         self._sleep(Backoff(self._settings.backoff_base, self._settings.backoff_cap, 1).delay(self._jitter))
         self._nack([message.ack_id])

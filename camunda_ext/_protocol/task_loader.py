@@ -33,8 +33,13 @@ class TaskLoader:
         self._leaser = leaser
         self._clock = clock
 
-    def lock_and_load(self, task_id: str, fetch: FetchTopic) -> ExternalTask:
+    def lock_and_load(self, task_id: str, fetch: FetchTopic) -> Optional[ExternalTask]:
         """Lock the task for this worker, start leasing it, and read it with its variables.
+
+        Returns:
+            The task, or None (and unlocked) if it is outside the topic's filters
+            (business key, definition, version tag, tenant, process variables), as
+            fetchAndLock would not have given it either.
 
         Raises:
             TaskNotFoundError: The task is gone.
@@ -47,13 +52,43 @@ class TaskLoader:
         self._leaser.add(task_id, fetch.topic_name, fetch.lock_duration, locked_at)
         try:
             task = self._client.get_task(task_id)
+            if not self._matches(task, fetch):
+                self._give_back(task_id)
+                return None
             return attrs.evolve(task, typed_variables=self.variables_of(task, fetch))
         except CamundaError:
             # Not run after all: give the lock back so the task is free at once.
-            self._leaser.remove(task_id)
-            with contextlib.suppress(CamundaError):
-                self._client.unlock(task_id)
+            self._give_back(task_id)
             raise
+
+    def _give_back(self, task_id: str) -> None:
+        self._leaser.remove(task_id)
+        with contextlib.suppress(CamundaError):  # best effort: the lock expires anyway
+            self._client.unlock(task_id)
+
+    def _matches(self, task: ExternalTask, fetch: FetchTopic) -> bool:
+        """Whether fetchAndLock with ``fetch``'s filters could have returned ``task``."""
+        checks = (
+            (fetch.business_key, lambda wanted: task.business_key == wanted),
+            (fetch.process_definition_id, lambda wanted: task.process_definition_id == wanted),
+            (fetch.process_definition_id_in, lambda wanted: task.process_definition_id in wanted),
+            (fetch.process_definition_key, lambda wanted: task.process_definition_key == wanted),
+            (fetch.process_definition_key_in, lambda wanted: task.process_definition_key in wanted),
+            (
+                fetch.process_definition_version_tag,
+                lambda wanted: task.process_definition_version_tag == wanted,
+            ),
+            (fetch.tenant_id_in, lambda wanted: task.tenant_id in wanted),
+            (fetch.without_tenant_id, lambda wanted: not wanted or task.tenant_id is None),
+        )
+        if not all(check(wanted) for wanted, check in checks if wanted is not None):
+            return False
+        if not fetch.process_variables:
+            return True
+        found = self._client.get_process_variables(task.process_instance_id or "")
+        return all(
+            name in found and found[name].value == value for name, value in fetch.process_variables.items()
+        )
 
     def variables_of(self, task: ExternalTask, fetch: FetchTopic) -> Dict[str, TypedValue]:
         """The variables fetchAndLock would give ``task`` under ``fetch``'s options."""

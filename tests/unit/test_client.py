@@ -1538,3 +1538,14 @@ def test_a_deeply_nested_answer_is_a_decode_error(client: Client, engine: respon
 
     with pytest.raises(DecodeError):
         client.version()
+
+
+def test_a_404_without_camundas_error_body_means_a_wrong_url_not_a_gone_task(
+    client: Client, engine: responses.RequestsMock
+) -> None:
+    engine.post(TASK_URL + "/complete", status=404, body="<html>Not Found</html>")
+
+    with pytest.raises(NotFoundError) as caught:
+        client.complete("task-1")
+
+    assert not isinstance(caught.value, TaskNotFoundError)

@@ -456,7 +456,7 @@ def test_events_that_are_not_work_are_acked_at_once_without_the_engine(make_part
             event(3, table="act_ru_execution"),
             locking_update(4),
         ],
-        batch=3 if mode == LOCK else 10,
+        batch=3,
     )
     expect_ack(api, "ack", 1, 2, 3, 4)
 
@@ -562,7 +562,7 @@ def test_an_event_delivered_again_while_its_task_runs_here_is_not_run_twice(part
     expect_load(api)
     expect_complete(api)
     expect_receive(api, [event(1)], batch=2)  # the visibility timeout ran out: the same event again
-    expect_ack(api, "ack", 1)
+    expect_ack(api, "ack", 1)  # at once for the redelivery, and by the run when it ends
 
     parts.puller.pull_once()
     wait(parts.handlers.started["task-1"], "the handler to start")
@@ -573,7 +573,7 @@ def test_an_event_delivered_again_while_its_task_runs_here_is_not_run_twice(part
 
     assert parts.handlers.ids == ["task-1"]
     assert paths(api).count("POST /external-task/task-1/lock") == 1
-    assert paths(api).count("POST sequin:/ack") == 1
+    assert paths(api).count("POST sequin:/ack") == 2
     assert paths(api)[-1] == "POST sequin:/ack"
 
 
@@ -584,6 +584,7 @@ def test_an_event_of_a_task_the_sweep_runs_here_is_neither_locked_nor_run(parts,
     swept_done = threading.Event()
     expect_complete(api)
     expect_receive(api, [event(1)], batch=3)
+    expect_ack(api, "ack", 1)  # the run under way serves the event
     parts.dispatcher.dispatch(make_task("task-1", "score"), parts.subscriptions["score"], swept_done.set)
     wait(parts.handlers.started["task-1"], "the swept task's handler to start")
 
@@ -592,7 +593,7 @@ def test_an_event_of_a_task_the_sweep_runs_here_is_neither_locked_nor_run(parts,
     wait(swept_done, "the swept task to end")
 
     assert parts.handlers.ids == ["task-1"]
-    assert paths(api) == ["POST sequin:/receive", "POST /external-task/task-1/complete"]
+    assert paths(api) == ["POST sequin:/receive", "POST sequin:/ack", "POST /external-task/task-1/complete"]
     assert parts.flow.free == 3
 
 
@@ -658,7 +659,7 @@ def test_wake_mode_fetches_the_events_topics_runs_the_tasks_and_then_acks(make_p
         task_id="task-2",
         changes={"worker_id_": "crashed", "lock_exp_time_": "2026-12-04T09:59:00.000000"},
     )
-    expect_receive(api, [event(1), unlocked, event(3, "delete", task_id="task-0")], batch=10)
+    expect_receive(api, [event(1), unlocked, event(3, "delete", task_id="task-0")], batch=3)
     api.add(
         responses.POST,
         url("/external-task/fetchAndLock"),
@@ -790,9 +791,8 @@ def test_an_early_empty_answer_pauses_for_the_poll_interval(parts, api) -> None:
     [
         {"json": {"messages": []}},
         {"body": "not json"},
-        {"json": {"data": [event(1), {"data": {"action": "insert"}}]}},
     ],
-    ids=["no-data-list", "not-json", "item-without-ack-id"],
+    ids=["no-data-list", "not-json"],
 )
 def test_a_malformed_receive_answer_backs_off_and_acks_nothing(parts, api, answer) -> None:
     expect_receive(api, **answer)
@@ -802,6 +802,23 @@ def test_a_malformed_receive_answer_backs_off_and_acks_nothing(parts, api, answe
     assert paths(api) == ["POST sequin:/receive"]
     assert parts.flow.free == 3
     parts.on_fatal.assert_not_called()
+
+
+def test_malformed_items_are_dropped_alone_and_logged(parts, api, caplog) -> None:
+    malformed = {"ack_id": "0b9e7c52-1111-4a4a-8b8b-000000000001", "data": {"action": "insert"}}
+    expect_receive(api, [event(1, "delete"), malformed, {"data": {"action": "insert"}}])
+    api.add(
+        responses.POST,
+        PREFIX + "/ack",
+        match=[json_params_matcher({"ack_ids": [ack_id(1), malformed["ack_id"]]})],
+        json={"success": True},
+    )
+
+    assert parts.puller.pull_once() == 0.0
+
+    assert "malformed Sequin event" in caplog.text
+    assert "without an ack_id" in caplog.text
+    assert parts.flow.free == 3
 
 
 def test_a_failed_ack_is_logged_and_the_round_goes_on(parts, api, caplog) -> None:
@@ -890,3 +907,71 @@ def test_start_runs_one_named_thread(make_parts, api) -> None:
 
     assert [t.name for t in worker_fixtures.library_threads()] == ["camunda-ext-sequin"]
     parts.stop()
+
+
+# ---------------------------------------------------------------------- wake mode: slots and faults
+
+
+def test_wake_mode_nacks_the_events_of_tasks_it_had_no_slot_for(make_parts, api) -> None:
+    parts = make_parts(mode=WAKE, settings=WorkerSettings(max_tasks=1, poll_interval=0.25))
+    expect_receive(api, [event(1, task_id="a")], batch=1)
+    api.add(responses.POST, url("/external-task/fetchAndLock"), json=[task_json("b", "score")])
+    expect_complete(api, "b")
+    expect_ack(api, "nack", 1)  # task a was not fetched: the slot went to b
+
+    parts.puller.pull_once()
+    parts.flow.wait_idle()
+
+    assert parts.handlers.ids == ["b"]
+    assert "POST sequin:/ack" not in paths(api)
+
+
+def test_wake_mode_backs_off_and_nacks_when_the_fetch_fails(make_parts, api) -> None:
+    parts = make_parts(mode=WAKE)
+    expect_receive(api, [event(1)])
+    api.add(responses.POST, url("/external-task/fetchAndLock"), status=503, body="busy")
+    expect_ack(api, "nack", 1)
+
+    assert parts.puller.pull_once() >= 0.5
+
+    assert parts.flow.free == 3
+    assert parts.handlers.ids == []
+
+
+def test_wake_mode_stops_the_worker_when_the_fetch_is_refused_for_good(make_parts, api) -> None:
+    parts = make_parts(mode=WAKE)
+    expect_receive(api, [event(1)])
+    api.add(responses.POST, url("/external-task/fetchAndLock"), status=401)
+
+    parts.puller.pull_once()
+
+    parts.on_fatal.assert_called_once()
+    assert parts.flow.free == 3
+
+
+# ---------------------------------------------------------------------- lock mode: refusals and filters
+
+
+def test_a_lock_the_engine_refuses_for_good_drops_the_event(parts, api, caplog) -> None:
+    expect_receive(api, [event(1)])
+    expect_lock(api, **engine_error(400, "InvalidRequestException", "lockDuration must be positive"))
+    expect_ack(api, "ack", 1)
+
+    parts.puller.pull_once()
+    parts.flow.wait_idle()
+
+    assert parts.handlers.ids == []
+    assert "refused task task-1 (topic score) for good" in caplog.text
+    parts.sleep.assert_not_called()
+
+
+def test_a_404_without_camundas_body_is_a_wrong_base_url_and_stops_the_worker(parts, api) -> None:
+    expect_receive(api, [event(1)])
+    expect_lock(api, status=404, body="<html>Not Found</html>")
+
+    parts.puller.pull_once()
+    parts.flow.wait_idle()
+
+    [[error]] = [c.args for c in parts.on_fatal.call_args_list]
+    assert type(error).__name__ == "NotFoundError"
+    assert parts.handlers.ids == []

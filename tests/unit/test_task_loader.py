@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 from unittest import mock
 
+import attrs
 import pytest
 
 from camunda_ext import Client, EngineError, LockConflictError
@@ -122,3 +123,45 @@ def test_a_failed_read_gives_the_lock_back(client: Any, leaser: Any) -> None:
 
     leaser.remove.assert_called_once_with("task-1")
     client.unlock.assert_called_once_with("task-1")
+
+
+@pytest.mark.parametrize(
+    "filters",
+    [
+        {"business_key": "other"},
+        {"process_definition_key": "other"},
+        {"process_definition_key_in": ["a", "b"]},
+        {"process_definition_id_in": ["x"]},
+        {"tenant_id_in": ["t1"]},
+        {"process_definition_version_tag": "v2"},
+        {"process_variables": {"region": "EU"}},
+    ],
+)
+def test_a_task_outside_the_topics_filters_is_given_back_not_run(
+    client: Any, leaser: Any, filters: Any
+) -> None:
+    client.get_process_variables.return_value = {"region": TypedValue("String", "US")}
+    fetch = FetchTopic(topic_name="loanGranter", lock_duration=9000, **filters)
+
+    assert loader(client, leaser).lock_and_load("task-1", fetch) is None
+
+    client.unlock.assert_called_once_with("task-1")
+    leaser.remove.assert_called_once_with("task-1")
+
+
+def test_a_task_inside_every_filter_is_loaded(client: Any, leaser: Any) -> None:
+    client.get_task.return_value = attrs.evolve(
+        TASK, business_key="bk", process_definition_key="loan", tenant_id=None
+    )
+    client.get_process_variables.return_value = {"region": TypedValue("String", "EU")}
+    fetch = FetchTopic(
+        topic_name="loanGranter",
+        lock_duration=9000,
+        business_key="bk",
+        process_definition_key_in=["loan"],
+        without_tenant_id=True,
+        process_variables={"region": "EU"},
+    )
+
+    assert loader(client, leaser).lock_and_load("task-1", fetch) is not None
+    client.unlock.assert_not_called()
