@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import datetime as _dt
 from typing import Dict, List, Optional
 
 import attrs
@@ -34,12 +35,17 @@ class TaskLoader:
         self._clock = clock
 
     def lock_and_load(self, task_id: str, fetch: FetchTopic) -> Optional[ExternalTask]:
-        """Lock the task for this worker, start leasing it, and read it with its variables.
+        """Read the task, lock it for this worker if fetchAndLock could have, start leasing it,
+        and load its variables.
+
+        The engine lets a worker lock again a task it already holds, and a failure's
+        retry timeout is such a hold: so availability is checked on the task as read
+        first, as fetchAndLock checks it (not locked or lock expired, retries left,
+        active), and within the topic's filters (business key, definition, version
+        tag, tenant, process variables).
 
         Returns:
-            The task, or None (and unlocked) if it is outside the topic's filters
-            (business key, definition, version tag, tenant, process variables), as
-            fetchAndLock would not have given it either.
+            The locked task, or None if fetchAndLock would not have given it now.
 
         Raises:
             TaskNotFoundError: The task is gone.
@@ -47,19 +53,22 @@ class TaskLoader:
             OptimisticLockingError: A concurrent lock or fetch won it.
             CamundaError: Any other failure; a lock already taken is given back.
         """
+        task = self._client.get_task(task_id)
+        if not _available(task) or not self._matches(task, fetch):
+            return None
         locked_at = self._clock.monotonic()
         self._client.lock(task_id, fetch.lock_duration)
         self._leaser.add(task_id, fetch.topic_name, fetch.lock_duration, locked_at)
         try:
-            task = self._client.get_task(task_id)
-            if not self._matches(task, fetch):
-                self._give_back(task_id)
-                return None
-            return attrs.evolve(task, typed_variables=self.variables_of(task, fetch))
+            variables = self.variables_of(task, fetch)
         except CamundaError:
             # Not run after all: give the lock back so the task is free at once.
             self._give_back(task_id)
             raise
+        expiry = _dt.datetime.now(_dt.timezone.utc) + _dt.timedelta(milliseconds=fetch.lock_duration)
+        return attrs.evolve(
+            task, worker_id=self._client.worker_id, lock_expiration_time=expiry, typed_variables=variables
+        )
 
     def _give_back(self, task_id: str) -> None:
         self._leaser.remove(task_id)
@@ -114,6 +123,14 @@ class TaskLoader:
         rows.sort(key=lambda row: rank.get(row.activity_instance_id or "", len(chain)), reverse=True)
         # Outermost first, so nearer scopes overwrite the names they shadow.
         return {row.name: row.typed_value for row in rows}
+
+
+def _available(task: ExternalTask) -> bool:
+    """What fetchAndLock selects: unlocked or expired, retries left (or never failed), active."""
+    if task.suspended or (task.retries is not None and task.retries <= 0):
+        return False
+    expiry = task.lock_expiration_time
+    return expiry is None or expiry <= _dt.datetime.now(_dt.timezone.utc)
 
 
 def _ancestry(node: ActivityInstance, target: str) -> Optional[List[str]]:

@@ -153,7 +153,30 @@ def expect_ack(api: responses.RequestsMock, action: str, *numbers: int) -> None:
     )
 
 
-def expect_lock(api: responses.RequestsMock, task_id: str = "task-1", **answer: Any) -> None:
+def expect_lock(
+    api: responses.RequestsMock,
+    task_id: str = "task-1",
+    instance: int = 1,
+    *,
+    read: bool = True,
+    **answer: Any,
+) -> None:
+    """The read of the task (it is free), then the lock by id."""
+    if read:
+        api.add(
+            responses.GET,
+            url("/external-task/" + task_id),
+            json=task_json(
+                task_id,
+                "score",
+                retries=2,
+                businessKey="loan-7",
+                workerId=None,
+                executionId="ex-%d" % instance,
+                activityId="score",
+                activityInstanceId="score:%d" % instance,
+            ),
+        )
     api.add(
         responses.POST,
         url("/external-task/%s/lock" % task_id),
@@ -205,20 +228,7 @@ def variable_row(name: str, kind: str, value: Any, scope: str) -> Dict[str, Any]
 
 
 def expect_load(api: responses.RequestsMock, task_id: str = "task-1", instance: int = 1) -> None:
-    """The reads after a lock: the task, the tree, the variables of its ancestry."""
-    api.add(
-        responses.GET,
-        url("/external-task/" + task_id),
-        json=task_json(
-            task_id,
-            "score",
-            retries=2,
-            businessKey="loan-7",
-            executionId="ex-%d" % instance,
-            activityId="score",
-            activityInstanceId="score:%d" % instance,
-        ),
-    )
+    """The reads after a lock: the tree, the variables of the task's ancestry."""
     api.add(responses.GET, url("/process-instance/pi-1/activity-instances"), json=TREE)
     scope = "score:%d" % instance
     api.add(
@@ -435,8 +445,8 @@ def test_lock_mode_locks_reads_runs_completes_and_only_then_acks(parts, api) -> 
     assert task.variables == {"score": 701, "applicant": "Ann", "nrOfInstances": 2}
     assert paths(api) == [
         "POST sequin:/receive",
-        "POST /external-task/task-1/lock",
         "GET /external-task/task-1",
+        "POST /external-task/task-1/lock",
         "GET /process-instance/pi-1/activity-instances",
         "POST /variable-instance",
         "POST /external-task/task-1/complete",
@@ -476,7 +486,12 @@ def test_a_task_that_is_gone_is_acked_and_not_run(parts, api) -> None:
     parts.flow.wait_idle()
 
     assert parts.handlers.tasks == []
-    assert paths(api) == ["POST sequin:/receive", "POST /external-task/task-1/lock", "POST sequin:/ack"]
+    assert paths(api) == [
+        "POST sequin:/receive",
+        "GET /external-task/task-1",
+        "POST /external-task/task-1/lock",
+        "POST sequin:/ack",
+    ]
     assert len(parts.leaser) == 0
 
 
@@ -490,7 +505,11 @@ def test_a_task_held_elsewhere_is_not_run_and_its_event_left_to_come_back(parts,
 
     assert parts.handlers.tasks == []
     # Neither ack nor nack: the event comes back after the visibility timeout.
-    assert paths(api) == ["POST sequin:/receive", "POST /external-task/task-1/lock"]
+    assert paths(api) == [
+        "POST sequin:/receive",
+        "GET /external-task/task-1",
+        "POST /external-task/task-1/lock",
+    ]
     parts.sleep.assert_not_called()
     assert len(parts.leaser) == 0
 
@@ -511,7 +530,7 @@ def test_a_transient_lock_fault_nacks_the_event_after_a_pause(parts, api, answer
     parts.flow.wait_idle()
 
     parts.sleep.assert_called_once_with(0.75)
-    assert requests_before_pause == [2]  # receive and lock: the nack came after the pause
+    assert requests_before_pause == [3]  # receive, read and lock: the nack came after the pause
     assert parts.handlers.tasks == []
     assert paths(api)[-1] == "POST sequin:/nack"
 
@@ -527,7 +546,12 @@ def test_a_lock_refused_for_want_of_rights_stops_the_worker(parts, api, status, 
     [[raised]] = [c.args for c in parts.on_fatal.call_args_list]
     assert isinstance(raised, error)
     assert parts.handlers.tasks == []
-    assert paths(api) == ["POST sequin:/receive", "POST /external-task/task-1/lock"]  # no ack, no nack
+    # No ack, no nack.
+    assert paths(api) == [
+        "POST sequin:/receive",
+        "GET /external-task/task-1",
+        "POST /external-task/task-1/lock",
+    ]
     parts.puller.start()
     assert parts.puller.join(WAIT)  # the loop ends without receiving again
     assert paths(api).count("POST sequin:/receive") == 1
@@ -536,7 +560,7 @@ def test_a_lock_refused_for_want_of_rights_stops_the_worker(parts, api, status, 
 def test_a_read_failure_after_the_lock_gives_the_lock_back_and_nacks(parts, api) -> None:
     expect_receive(api, [event(1)])
     expect_lock(api)
-    api.add(responses.GET, url("/external-task/task-1"), **engine_error(503, None))
+    api.add(responses.GET, url("/process-instance/pi-1/activity-instances"), **engine_error(503, None))
     api.add(responses.POST, url("/external-task/task-1/unlock"), status=204)
     expect_ack(api, "nack", 1)
 
@@ -546,8 +570,9 @@ def test_a_read_failure_after_the_lock_gives_the_lock_back_and_nacks(parts, api)
     assert parts.handlers.tasks == []
     assert paths(api) == [
         "POST sequin:/receive",
-        "POST /external-task/task-1/lock",
         "GET /external-task/task-1",
+        "POST /external-task/task-1/lock",
+        "GET /process-instance/pi-1/activity-instances",
         "POST /external-task/task-1/unlock",
         "POST sequin:/nack",
     ]
@@ -602,7 +627,7 @@ def test_lock_mode_asks_for_the_free_slots_and_not_at_all_while_every_slot_is_bu
     parts.handlers.block = True
     expect_receive(api, [event(1, task_id="a"), event(2, task_id="b")], batch=2)
     for number, task_id in enumerate(("a", "b"), start=1):
-        expect_lock(api, task_id)
+        expect_lock(api, task_id, number)
         expect_load(api, task_id, number)
         expect_complete(api, task_id)
         expect_ack(api, "ack", number)

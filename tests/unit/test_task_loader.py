@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 from unittest import mock
 
@@ -46,6 +47,7 @@ def row(name: str, value: Any, scope: str) -> VariableInstance:
 @pytest.fixture
 def client() -> Any:
     made = mock.create_autospec(Client, instance=True)
+    made.worker_id = "cdc-worker"
     made.get_task.return_value = TASK
     made.get_activity_instance_tree.return_value = TREE
     made.get_variable_instances.return_value = [
@@ -115,14 +117,53 @@ def test_a_lock_held_elsewhere_is_raised_before_anything_is_leased(client: Any, 
     leaser.add.assert_not_called()
 
 
-def test_a_failed_read_gives_the_lock_back(client: Any, leaser: Any) -> None:
-    client.get_task.side_effect = EngineError(503, None, "unavailable")
+def test_a_failed_read_of_the_variables_gives_the_lock_back(client: Any, leaser: Any) -> None:
+    client.get_activity_instance_tree.side_effect = EngineError(503, None, "unavailable")
 
     with pytest.raises(EngineError):
         loader(client, leaser).lock_and_load("task-1", FetchTopic(topic_name="t", lock_duration=1000))
 
     leaser.remove.assert_called_once_with("task-1")
     client.unlock.assert_called_once_with("task-1")
+
+
+def test_a_failed_read_of_the_task_takes_no_lock(client: Any, leaser: Any) -> None:
+    client.get_task.side_effect = EngineError(503, None, "unavailable")
+
+    with pytest.raises(EngineError):
+        loader(client, leaser).lock_and_load("task-1", FetchTopic(topic_name="t", lock_duration=1000))
+
+    client.lock.assert_not_called()
+    leaser.add.assert_not_called()
+
+
+@pytest.mark.parametrize(
+    "state",
+    [
+        {"lock_expiration_time": dt.datetime.now(dt.timezone.utc) + dt.timedelta(hours=1)},
+        {"retries": 0},
+        {"suspended": True},
+    ],
+    ids=["held for its retry timeout", "no retries left", "suspended"],
+)
+def test_a_task_fetch_and_lock_would_not_give_now_is_not_locked(client: Any, leaser: Any, state: Any) -> None:
+    client.get_task.return_value = attrs.evolve(TASK, worker_id=client.worker_id, **state)
+
+    assert (
+        loader(client, leaser).lock_and_load("task-1", FetchTopic(topic_name="t", lock_duration=1000)) is None
+    )
+
+    client.lock.assert_not_called()
+
+
+def test_a_task_whose_lock_expired_is_locked(client: Any, leaser: Any) -> None:
+    expired = dt.datetime.now(dt.timezone.utc) - dt.timedelta(seconds=5)
+    client.get_task.return_value = attrs.evolve(TASK, worker_id="crashed", lock_expiration_time=expired)
+
+    task = loader(client, leaser).lock_and_load("task-1", FetchTopic(topic_name="t", lock_duration=60_000))
+
+    assert task is not None and task.lock_expiration_time > dt.datetime.now(dt.timezone.utc)
+    client.lock.assert_called_once_with("task-1", 60_000)
 
 
 @pytest.mark.parametrize(
@@ -145,8 +186,8 @@ def test_a_task_outside_the_topics_filters_is_given_back_not_run(
 
     assert loader(client, leaser).lock_and_load("task-1", fetch) is None
 
-    client.unlock.assert_called_once_with("task-1")
-    leaser.remove.assert_called_once_with("task-1")
+    client.lock.assert_not_called()
+    leaser.add.assert_not_called()
 
 
 def test_a_task_inside_every_filter_is_loaded(client: Any, leaser: Any) -> None:
