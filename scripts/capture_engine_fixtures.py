@@ -30,7 +30,7 @@ from typing import Any, Mapping
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT / "scripts"))
 
-from harness import Engine, HarnessError, build_jar, start_engine  # noqa: E402
+from harness import Engine, HarnessError, build_jar, start_engine
 
 _LOGGER = logging.getLogger("capture_engine_fixtures")
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import sys
 import uuid
 from pathlib import Path
 from typing import Iterator, List
@@ -18,11 +17,9 @@ from typing import Iterator, List
 import pytest
 
 from camunda_ext import Client
+from harness import Engine, HarnessError, PostgresCluster, start_engine, start_postgres
 
 ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "scripts"))
-
-from harness import Engine, HarnessError, PostgresCluster, start_engine, start_postgres  # noqa: E402
 
 BPMN = ROOT / "scripts" / "bpmn"
 

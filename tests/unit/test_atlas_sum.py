@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "scripts"))
+from harness.atlas_sum import check_sum_file, compute_sum, main, migration_files, write_sum_file
+from harness.migrations import transactional
 
-from harness.atlas_sum import check_sum_file, compute_sum, main, migration_files, write_sum_file  # noqa: E402
-from harness.migrations import transactional  # noqa: E402
+ROOT = Path(__file__).resolve().parents[2]
 
 MIGRATIONS = ROOT / "sql" / "migrations"
 

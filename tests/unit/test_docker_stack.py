@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import re
-import sys
 from pathlib import Path
 from typing import Any, Dict, Iterator, Tuple
 
 import pytest
 import yaml
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "scripts"))
+from harness import docker_engine, migrations, sequin_server
 
-from harness import docker_engine, migrations, sequin_server  # noqa: E402
+ROOT = Path(__file__).resolve().parents[2]
 
 DOCKER = ROOT / "docker"
 MIGRATIONS_SQL = "\n".join(p.read_text(encoding="utf-8") for p in migrations.migration_files())

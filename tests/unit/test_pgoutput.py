@@ -4,13 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 import struct
-import sys
-from pathlib import Path
 from typing import List, Optional, Sequence, Tuple, Union
 
 import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
 
 from harness.pgoutput import (
     UNCHANGED_TOAST,

@@ -8,17 +8,13 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import struct
-import sys
 import threading
 import time
 import uuid
-from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional
 
 import pytest
 import requests
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
 
 from harness import sequin_server as ss
 from harness.pgoutput import Change, Column, Relation
