@@ -1,0 +1,143 @@
+"""Render the JSON reports of ``bench_overhead.py`` and ``loadtest.py`` as RST tables.
+
+BENCHMARKS.rst takes its tables from here, so that no figure is typed in::
+
+    .venv/bin/python scripts/bench_report.py overhead.json load.json idle.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import benchkit
+import loadtest
+
+
+def overhead_tables(report: Dict[str, Any]) -> str:
+    params = report["parameters"]
+    rows = [
+        [
+            r["contender"],
+            round(r["tasks_per_second"]),
+            r["seconds"],
+            round(r["client_cpu_per_1000"], 3),
+            "%.2fx" % r["tps_vs_handloop"],
+            "%.2fx" % r["cpu_vs_handloop"],
+            round(r["requests_per_task"], 2),
+            "%.0f%%" % (100 * r["server_cpu_share"]),
+            "%d%s" % (r["runs"], "" if r["all_drained"] else " (time limit hit)"),
+        ]
+        for r in report["summary"]
+    ]
+    table = benchkit.rst_table(
+        [
+            "client",
+            "tasks/s",
+            "drain s",
+            "client CPU s / 1000 tasks",
+            "tasks/s vs handloop",
+            "CPU/task vs handloop",
+            "requests/task",
+            "fake engine CPU (of one core)",
+            "runs",
+        ],
+        rows,
+    )
+    goals = benchkit.rst_table(
+        ["comparison", "target", "measured", "result"],
+        [
+            [
+                "Worker vs %s" % t["against"],
+                t["target"],
+                "%.2fx" % t["measured"],
+                "met" if t["met"] else "missed",
+            ]
+            for t in report["targets"]
+        ],
+    )
+    per_run = benchkit.rst_table(
+        ["round", "client", "tasks/s", "client CPU s / 1000 tasks"],
+        [
+            [r["round"] + 1, r["contender"], r["tasks_per_second"], r["client_cpu_per_1000"]]
+            for r in sorted(report["runs"], key=lambda r: (r["round"], r["contender"]))
+        ],
+    )
+    head = "%d no-op tasks per drain, concurrency %d, %d rounds (order rotated); medians." % (
+        params["tasks"],
+        params["concurrency"],
+        params["rounds"],
+    )
+    return "%s\n\n%s\n\nTargets (median of the per-round ratios):\n\n%s\n\nEvery run:\n\n%s\n" % (
+        head,
+        table,
+        goals,
+        per_run,
+    )
+
+
+def load_tables(report: Dict[str, Any]) -> str:
+    params = report["parameters"]
+    parts = []
+    if report.get("results"):
+        parts.append(
+            "%d loan-granting instances (%d external tasks each) per client on %s, max_tasks/threads %d, "
+            "%d instance starts in flight, %d warm-up instances first (not reported)."
+            % (
+                params["instances"],
+                loadtest.loan_granting.TASKS_PER_INSTANCE,
+                params["database"],
+                params["max_tasks"],
+                params["concurrency"],
+                params.get("warm_up", 0),
+            )
+        )
+        parts.append(
+            benchkit.rst_table(
+                [title for _, title in loadtest.COLUMNS], loadtest.table_rows(report["results"])
+            )
+        )
+        for result in report["results"]:
+            kinds = ", ".join("%s %d" % item for item in sorted(result["engine_requests_by_kind"].items()))
+            parts.append("``%s`` requests: %s." % (result["client"], kinds))
+            if result["engine_error_answers"]:
+                errors = ", ".join("%s: %d" % item for item in result["engine_error_answers"].items())
+                parts.append("``%s`` engine error answers: %s." % (result["client"], errors))
+    if report.get("idle"):
+        idle = report["idle"]
+        parts.append(
+            benchkit.rst_table(
+                ["idle client", "seconds counted", "requests", "requests/min", "target", "result"],
+                [
+                    [
+                        idle["client"],
+                        idle["idle_seconds"],
+                        idle["requests"],
+                        idle["requests_per_minute"],
+                        idle["target"],
+                        "met" if idle["met"] else "missed",
+                    ]
+                ],
+            )
+        )
+    return "\n\n".join(parts) + "\n"
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("reports", nargs="+", help="JSON files of bench_overhead.py or loadtest.py")
+    args = parser.parse_args(argv)
+    for path in args.reports:
+        report = json.loads(Path(path).read_text(encoding="utf-8"))
+        print(".. %s\n" % Path(path).name)
+        print(overhead_tables(report) if "summary" in report else load_tables(report))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

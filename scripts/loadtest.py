@@ -1,0 +1,490 @@
+"""Load test: loan-granting instances through one client against a real engine.
+
+Starts the harness engine on PostgreSQL (default), H2 (``--h2``) or uses a running
+one (``--engine-url``; ``CAMUNDA_USER``/``CAMUNDA_PASSWORD`` for auth), deploys
+loan-granting, runs the client in its own process behind a counting proxy,
+starts ``--instances`` instances with bounded concurrency and waits for all of
+them (bounded by ``--timeout``). Clients:
+
+- ``rest``: our Worker (long polling).
+- ``cdc-lock`` / ``cdc-wake``: our SequinWorker, fed by the Sequin-compatible test
+  server (``harness.sequin_server``) on the engine's PostgreSQL.
+- ``pypi`` / ``pypi-tuned``: ``camunda-external-task-client-python3`` with its
+  README configuration / tuned (``pypi_worker.py``, in its own virtualenv).
+
+Several clients may be given (``--client rest,pypi``): each runs its own
+instances, one after the other, on the same engine. Reports wall time,
+instances/s, tasks/s, instance latency percentiles (engine history), failures,
+report retries, stalls (completed after the lock taken at fetch would have
+expired), engine requests per task (counted by the proxy), client CPU seconds per
+1,000 tasks and peak client RSS. ``--idle SECONDS`` instead measures the requests
+per minute of an idle client.
+
+    .venv/bin/python scripts/loadtest.py --instances 1000 --client rest,pypi --json load.json
+    .venv/bin/python scripts/loadtest.py --h2 --instances 20 --client rest        # smoke
+    .venv/bin/python scripts/loadtest.py --h2 --idle 120                          # idle cost
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import math
+import os
+import secrets
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Dict, Iterator, List, Optional, Tuple
+from urllib.parse import urlsplit
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import benchkit
+import loan_granting
+
+from camunda_ext import CamundaError, Client
+from harness import HarnessError, start_engine, start_postgres
+
+SCRIPTS = benchkit.SCRIPTS
+CLIENTS = ("rest", "cdc-lock", "cdc-wake", "pypi", "pypi-tuned")
+#: Seconds at the start of an idle measurement that are not counted (the first poll).
+IDLE_WARM_UP = 5.0
+#: Longest wait, in seconds, for the engine to answer a stopped client's parked long polls.
+SETTLE_TIMEOUT = 60.0
+
+
+class Setup:
+    """The engine (and Sequin) a run talks to, with what it takes to reach them."""
+
+    def __init__(self, url: str, auth: Optional[Tuple[str, str]], postgres: Any = None) -> None:
+        self.url = url
+        self.auth = auth
+        self.postgres = postgres
+        self.sequin: Optional[Dict[str, str]] = None  # url, consumer, token
+
+
+@contextlib.contextmanager
+def engine_for(args: argparse.Namespace) -> Iterator[Setup]:
+    """Yield the engine the arguments ask for; stop whatever was started."""
+    if args.engine_url:
+        user = os.environ.get("CAMUNDA_USER")
+        auth = (user, os.environ.get("CAMUNDA_PASSWORD", "")) if user else None
+        setup = Setup(args.engine_url, auth)
+        if args.sequin_url:
+            setup.sequin = {
+                "url": args.sequin_url,
+                "consumer": args.consumer or "",
+                "token": os.environ.get("SEQUIN_API_TOKEN", ""),
+            }
+        yield setup
+        return
+    with contextlib.ExitStack() as stack:
+        postgres = None if args.h2 else stack.enter_context(start_postgres())
+        print("Starting the engine (%s) ..." % ("H2" if args.h2 else "PostgreSQL"), file=sys.stderr)
+        engine = stack.enter_context(start_engine(postgres=postgres))
+        setup = Setup(engine.url, engine.auth, postgres)
+        if any(c.startswith("cdc") for c in args.clients):
+            setup.sequin = stack.enter_context(sequin_for(postgres))
+        yield setup
+
+
+@contextlib.contextmanager
+def sequin_for(postgres: Any) -> Iterator[Dict[str, str]]:
+    """Migrations plus the Sequin-compatible test server on the engine's PostgreSQL."""
+    if postgres is None:
+        raise HarnessError("the cdc clients need PostgreSQL (drop --h2)")
+    try:
+        from harness.migrations import apply_migrations
+        from harness.sequin_server import start_sequin_server  # type: ignore[import-not-found]
+    except ImportError as error:
+        raise HarnessError("the cdc clients need scripts/harness/sequin_server.py: %s" % error) from None
+    token = secrets.token_urlsafe(24)
+    cdc_password = secrets.token_urlsafe(24)
+    apply_migrations(postgres, cdc_password=cdc_password)
+    server = start_sequin_server(postgres, token=token, cdc_password=cdc_password)
+    try:
+        yield {"url": server.url, "consumer": server.consumer, "token": token}
+    finally:
+        server.stop()
+
+
+def proxy_for(url: str) -> Tuple[benchkit.CountingProxy, str]:
+    """A started counting proxy in front of ``url`` and the URL to reach it by."""
+    parts = urlsplit(url)
+    if parts.scheme != "http" or not parts.hostname:
+        raise HarnessError("requests can be counted on http:// engines only, not %s" % parts.scheme)
+    proxy = benchkit.CountingProxy(parts.hostname, parts.port or 80).start()
+    return proxy, proxy.url(parts.path)
+
+
+def client_argv(
+    name: str,
+    args: argparse.Namespace,
+    url: str,
+    sequin_url: Optional[str],
+    consumer: Optional[str],
+    pypi: Optional[str],
+) -> List[str]:
+    limit = ["--time-limit", str(args.timeout + 120)]
+    if name.startswith("pypi"):
+        assert pypi is not None
+        config = "tuned" if name == "pypi-tuned" else "readme"
+        threads = math.ceil(args.max_tasks / len(loan_granting.TOPICS))
+        return [
+            pypi,
+            str(SCRIPTS / "pypi_worker.py"),
+            "loan",
+            "--url",
+            url,
+            "--config",
+            config,
+            "--threads",
+            str(threads),
+            *limit,
+        ]
+    argv = [
+        sys.executable,
+        str(SCRIPTS / "bench_clients.py"),
+        "loan",
+        "--url",
+        url,
+        "--client",
+        name,
+        "--max-tasks",
+        str(args.max_tasks),
+        *limit,
+    ]
+    if name.startswith("cdc"):
+        argv += ["--sequin-url", sequin_url or "", "--consumer", consumer or ""]
+    return argv
+
+
+def run_client(
+    name: str, args: argparse.Namespace, setup: Setup, pypi: Optional[str], logs: Path, *, settle: bool
+) -> Dict[str, Any]:
+    """Start the client, run the instances through it, stop it; its figures.
+
+    With ``settle``, wait until the engine has answered the long polls the client left
+    parked, so that it locks no task of the next client's instances for a dead worker.
+    """
+    admin = Client(setup.url, "loadtest-setup", auth=setup.auth)
+    engine_proxy, engine_url = proxy_for(setup.url)
+    sequin_proxy = None
+    env: Dict[str, str] = {}
+    sequin_url = consumer = None
+    if name.startswith("cdc"):
+        if setup.sequin is None:
+            raise HarnessError("%s needs Sequin (--sequin-url with --engine-url)" % name)
+        sequin_proxy, sequin_url = proxy_for(setup.sequin["url"])
+        consumer = setup.sequin["consumer"]
+        env["SEQUIN_API_TOKEN"] = setup.sequin["token"]  # the environment: never on a command line
+    child = benchkit.Child(
+        client_argv(name, args, engine_url, sequin_url, consumer, pypi),
+        name=name,
+        env=env,
+        log_path=logs / ("%s.log" % name),
+    )
+    try:
+        child.expect("ready", 120)
+        progress = loan_granting.Progress(args.instances)
+        started = time.monotonic()
+        try:
+            ids = loan_granting.start_instances(admin, args.instances, concurrency=args.concurrency)
+            finished = loan_granting.wait_for_instances(admin, ids, timeout=args.timeout, progress=progress)
+        finally:
+            progress.close()
+        wall = time.monotonic() - started
+        final = child.stop()
+        if settle and not engine_proxy.wait_settled(SETTLE_TIMEOUT):
+            print("the engine still holds a long poll of %s" % name, file=sys.stderr)
+    finally:
+        child.stop()
+        engine_proxy.stop()
+        if sequin_proxy is not None:
+            sequin_proxy.stop()
+    if final is None:
+        raise HarnessError("client %s sent no figures; see its log:\n%s" % (name, child.log_tail()))
+    rows = history(admin, ids)
+    admin.close()
+    stats = final["stats"]
+    counts = dict(stats.get("counts", {}))
+    counts.setdefault("completed", stats["completed"])
+    counts["report_retried"] = stats.get("report_retries", counts.get("report_retried", 0))
+    durations = [row[2] for row in rows]
+    figures = loan_granting.summary(
+        instances=args.instances, finished=len(rows), wall_seconds=wall, counts=counts, durations=durations
+    )
+    requests = engine_proxy.snapshot()
+    tasks = figures["tasks"]
+    figures.update(
+        client=name,
+        all_finished=finished,
+        stalls=stats.get("stalls", 0),
+        worst_overrun_seconds=stats.get("worst_overrun_seconds", 0.0),
+        report_errors=stats.get("report_errors", 0),
+        engine_requests=requests["total"],
+        engine_requests_per_task=round(requests["total"] / tasks, 2) if tasks else None,
+        engine_requests_by_kind=requests["by_kind"],
+        engine_error_answers=requests["errors"],
+        client_cpu_seconds=round(final["cpu"], 3),
+        client_cpu_per_1000_tasks=round(final["cpu"] / tasks * 1000, 3) if tasks else None,
+        peak_rss_mib=round(child.peak_rss_mib, 1),
+        timeline=[[round(start, 3), round(end, 3)] for start, end, _ in rows],
+    )
+    if sequin_proxy is not None:
+        figures["sequin_requests"] = sequin_proxy.snapshot()
+    return figures
+
+
+def history(client: Client, ids: List[str]) -> List[Tuple[float, float, float]]:
+    """``(start, end, duration)`` of each finished instance, seconds from the earliest start."""
+    rows = []
+    for offset in range(0, len(ids), 500):
+        chunk = ids[offset : offset + 500]
+        for row in client.get_history_process_instances(process_instance_ids=chunk, finished=True):
+            if row.start_time is not None and row.end_time is not None and row.duration_in_millis is not None:
+                rows.append(
+                    (row.start_time.timestamp(), row.end_time.timestamp(), row.duration_in_millis / 1000.0)
+                )
+    if not rows:
+        return []
+    first = min(start for start, _, _ in rows)
+    return [(start - first, end - first, duration) for start, end, duration in rows]
+
+
+def run_idle(
+    name: str, args: argparse.Namespace, setup: Setup, pypi: Optional[str], logs: Path
+) -> Dict[str, Any]:
+    """Requests per minute of an idle client, after a warm-up of :data:`IDLE_WARM_UP` seconds."""
+    proxy, url = proxy_for(setup.url)
+    child = benchkit.Child(
+        client_argv(name, args, url, None, None, pypi), name=name, log_path=logs / "idle.log"
+    )
+    try:
+        child.expect("ready", 120)
+        ready = time.monotonic()
+        print("Idle %s for %.0f s (+%.0f s warm-up) ..." % (name, args.idle, IDLE_WARM_UP), file=sys.stderr)
+        time.sleep(IDLE_WARM_UP + args.idle)
+        final = child.stop()
+    finally:
+        child.stop()
+        proxy.stop()
+    window = (ready + IDLE_WARM_UP, ready + IDLE_WARM_UP + args.idle)
+    counted = [t for t in proxy.request_times() if window[0] <= t < window[1]]
+    return {
+        "client": name,
+        "idle_seconds": args.idle,
+        "requests": len(counted),
+        "requests_per_minute": round(len(counted) / args.idle * 60, 2),
+        "requests_by_kind": proxy.snapshot()["by_kind"],
+        "client_cpu_seconds": round(final["cpu"], 3) if final else None,
+        "peak_rss_mib": round(child.peak_rss_mib, 1),
+        "target": "<= 2 requests/min",
+        "met": len(counted) / args.idle * 60 <= 2.0,
+    }
+
+
+# ---------------------------------------------------------------------- output
+
+COLUMNS = (
+    ("client", "client"),
+    ("finished", "instances"),
+    ("tasks", "tasks"),
+    ("wall_seconds", "wall s"),
+    ("instances_per_second", "instances/s"),
+    ("tasks_per_second", "tasks/s"),
+    ("latency_p50", "p50 s"),
+    ("latency_p90", "p90 s"),
+    ("latency_p95", "p95 s"),
+    ("latency_p99", "p99 s"),
+    ("failures", "failures"),
+    ("report_errors", "failed reports"),
+    ("report_retries", "report retries"),
+    ("stalls", "stalls"),
+    ("engine_requests_per_task", "requests/task"),
+    ("client_cpu_per_1000_tasks", "CPU s/1000 tasks"),
+    ("peak_rss_mib", "peak RSS MiB"),
+)
+
+
+def table_rows(results: List[Dict[str, Any]]) -> List[List[Any]]:
+    return [[r.get(key) if r.get(key) is not None else "-" for key, _ in COLUMNS] for r in results]
+
+
+def markdown(report: Dict[str, Any]) -> str:
+    params, host = report["parameters"], report["machine"]
+    lines = []
+    if report.get("results"):
+        lines.append(
+            "%d loan-granting instances (%d tasks each) per client, engine on %s, max_tasks %d, "
+            "submission concurrency %d; machine: %s, %s CPUs, %.0f GiB"
+            % (
+                params["instances"],
+                loan_granting.TASKS_PER_INSTANCE,
+                params["database"],
+                params["max_tasks"],
+                params["concurrency"],
+                host["cpu_model"],
+                host["nproc"],
+                host["memory_gib"],
+            )
+        )
+        lines += ["", benchkit.markdown_table([title for _, title in COLUMNS], table_rows(report["results"]))]
+        for result in report["results"]:
+            if result["engine_error_answers"]:
+                errors = ", ".join("%s: %d" % item for item in result["engine_error_answers"].items())
+                lines += ["", "%s, engine error answers: %s" % (result["client"], errors)]
+    if report.get("idle"):
+        idle = report["idle"]
+        lines += [
+            "",
+            benchkit.markdown_table(
+                ["idle client", "seconds", "requests", "requests/min", "target", ""],
+                [
+                    [
+                        idle["client"],
+                        idle["idle_seconds"],
+                        idle["requests"],
+                        idle["requests_per_minute"],
+                        idle["target"],
+                        "met" if idle["met"] else "MISSED",
+                    ]
+                ],
+            ),
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def plot(results: List[Dict[str, Any]], path: str) -> bool:
+    """Latency distribution and completions over time, one line per client; False without matplotlib."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("matplotlib is not installed (pip install -e .[plot]); no plot written", file=sys.stderr)
+        return False
+    figure, (latency, progress) = plt.subplots(1, 2, figsize=(12, 4.5))
+    for result in results:
+        durations = sorted(end - start for start, end in result["timeline"])
+        if not durations:
+            continue
+        shares = [(n + 1) / len(durations) for n in range(len(durations))]
+        latency.plot(durations, shares, label=result["client"])
+        ends = sorted(end for _, end in result["timeline"])
+        progress.plot(ends, range(1, len(ends) + 1), label=result["client"])
+    latency.set_xlabel("instance latency, s (engine history)")
+    latency.set_ylabel("share of instances (CDF)")
+    latency.set_xscale("log")
+    latency.grid(True, alpha=0.3)
+    latency.legend()
+    progress.set_xlabel("seconds since the first instance started")
+    progress.set_ylabel("instances finished")
+    progress.grid(True, alpha=0.3)
+    progress.legend()
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return True
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--instances", type=int, default=300, help="instances per client (default 300)")
+    parser.add_argument(
+        "--client",
+        default="rest",
+        help="one or more of %s, comma-separated (default rest)" % ", ".join(CLIENTS),
+    )
+    parser.add_argument(
+        "--warm-up",
+        type=int,
+        default=20,
+        help="unreported instances through the first client first (default 20)",
+    )
+    parser.add_argument("--max-tasks", type=int, default=20, help="handler slots of the client (default 20)")
+    parser.add_argument("--concurrency", type=int, default=8, help="instance starts in flight (default 8)")
+    parser.add_argument("--timeout", type=float, default=900, help="seconds to wait for the instances")
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument("--h2", action="store_true", help="run the engine on H2 instead of PostgreSQL")
+    where.add_argument("--engine-url", help="use a running engine (CAMUNDA_USER/CAMUNDA_PASSWORD for auth)")
+    parser.add_argument("--sequin-url", help="with --engine-url: Sequin's root for the cdc clients")
+    parser.add_argument("--consumer", help="with --sequin-url: the consumer (token in SEQUIN_API_TOKEN)")
+    parser.add_argument(
+        "--idle", type=float, metavar="SECONDS", help="measure an idle client's requests instead"
+    )
+    parser.add_argument("--pypi-python", help="interpreter with the PyPI client (default: its own venv)")
+    parser.add_argument("--json", help="write the report as JSON here")
+    parser.add_argument("--markdown", help="write the tables as Markdown here")
+    parser.add_argument("--plot", help="write a PNG (latency CDF, completions over time) here")
+    parser.add_argument("--logs", help="keep the clients' stderr logs in this folder")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log the harness")
+    args = parser.parse_args(argv)
+    args.clients = [c for c in args.client.split(",") if c]
+    unknown = set(args.clients) - set(CLIENTS)
+    if unknown or not args.clients:
+        parser.error("unknown clients: %s" % ", ".join(sorted(unknown)))
+    if args.idle is not None and not 0 < args.idle <= 3600:
+        parser.error("--idle takes 1 to 3600 seconds")
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING)
+    pypi = None
+    if any(c.startswith("pypi") for c in args.clients):
+        pypi = benchkit.pypi_python(args.pypi_python, log=lambda m: print(m, file=sys.stderr))
+    database = "external engine" if args.engine_url else "H2" if args.h2 else "PostgreSQL"
+    report: Dict[str, Any] = {
+        "parameters": {
+            "instances": args.instances,
+            "clients": args.clients,
+            "max_tasks": args.max_tasks,
+            "concurrency": args.concurrency,
+            "timeout": args.timeout,
+            "warm_up": args.warm_up,
+            "database": database,
+        },
+        "machine": benchkit.machine(),
+        "results": [],
+    }
+    try:
+        with engine_for(args) as setup, tempfile.TemporaryDirectory(prefix="loadtest-") as tmp:
+            logs = Path(args.logs or tmp)
+            logs.mkdir(parents=True, exist_ok=True)
+            # Once per engine: a repeated deployment is filtered out, and camunda_ext cannot
+            # read the engine's answer to that yet (deployedProcessDefinitions is null).
+            with Client(setup.url, "loadtest-setup", auth=setup.auth) as admin:
+                loan_granting.deploy(admin)
+            if args.warm_up and args.idle is None:
+                # A cold engine (JIT, first job acquisition) would slow whichever client runs first.
+                print(
+                    "Warm-up: %d instances through %s (not reported) ..." % (args.warm_up, args.clients[0]),
+                    file=sys.stderr,
+                )
+                warm = argparse.Namespace(**{**vars(args), "instances": args.warm_up})
+                run_client(args.clients[0], warm, setup, pypi, logs, settle=True)
+            for number, name in enumerate(args.clients):
+                if args.idle is not None:
+                    report["idle"] = run_idle(name, args, setup, pypi, logs)
+                    break
+                print("Client %s: %d instances ..." % (name, args.instances), file=sys.stderr)
+                report["results"].append(
+                    run_client(name, args, setup, pypi, logs, settle=number + 1 < len(args.clients))
+                )
+    except (HarnessError, CamundaError, benchkit.ChildError) as error:
+        print("loadtest failed: %s" % error, file=sys.stderr)
+        return 1
+    text = markdown(report)
+    print(text)
+    benchkit.write_json(args.json, report)
+    if args.markdown:
+        Path(args.markdown).write_text(text, encoding="utf-8")
+    if args.plot and report["results"]:
+        plot(report["results"], args.plot)
+    ok = all(r["all_finished"] and r["failures"] == 0 for r in report["results"])
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,194 @@
+"""The PyPI client ``camunda-external-task-client-python3`` as a measured child process.
+
+Runs in the throw-away virtualenv that :func:`benchkit.pypi_python` makes (the
+client never becomes a dependency of camunda_ext), and speaks the
+:mod:`benchkit` child protocol. Two workloads:
+
+- ``noop``: complete every task of the fake engine's topic.
+- ``loan``: the loan-granting handlers of ``loan_granting.py``, written for this
+  client (one worker per topic in a thread pool, as its examples do).
+
+Two configurations: ``readme`` (the configuration of its README, one worker per
+topic) and ``tuned`` (options read from its source for throughput, ``--threads``
+workers per topic)::
+
+    python scripts/pypi_worker.py noop --url URL --config readme
+    python scripts/pypi_worker.py loan --url URL --config tuned --threads 7
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import json
+import os
+import sys
+import threading
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import benchkit
+
+#: The configuration of the client's README, verbatim.
+README_CONFIG: Dict[str, Any] = {
+    "maxTasks": 1,
+    "lockDuration": 10000,
+    "asyncResponseTimeout": 5000,
+    "retries": 3,
+    "retryTimeout": 5000,
+    "sleepSeconds": 30,
+}
+
+#: Tuned for throughput from its source (external_task_client.py, external_task_worker.py):
+#: larger batches, long polls as long as ours, no extension properties or Java
+#: deserialization, and a short pause after an error (the pause only happens on errors).
+TUNED_CONFIG: Dict[str, Any] = {
+    "maxTasks": 20,
+    "lockDuration": 30000,
+    "asyncResponseTimeout": 30000,
+    "retries": 3,
+    "retryTimeout": 5000,
+    "sleepSeconds": 1,
+    "includeExtensionProperties": False,
+    "deserializeValues": False,
+    "httpTimeoutMillis": 30000,
+}
+
+#: The object-typed list that loan_granting.credit_score_checker sends through our library.
+CREDIT_SCORES = {
+    "value": json.dumps([7, 3, 9]),
+    "type": "Object",
+    "valueInfo": {"objectTypeName": "java.util.ArrayList", "serializationDataFormat": "application/json"},
+}
+
+
+class Recorder:
+    """Completions, failed reports and stalls, seen where the client sends completes. Thread-safe."""
+
+    def __init__(self) -> None:
+        # Guards every field.
+        self._lock = threading.Lock()
+        self.expiry: Dict[str, str] = {}
+        self.completed = 0
+        self.report_errors = 0
+        self.stalls = 0
+        self.worst_overrun = 0.0
+
+    def fetched(self, task: Any) -> None:
+        # The client has no accessor for the lock expiry; it keeps the engine's JSON in _context.
+        with self._lock:
+            self.expiry[task.get_task_id()] = task._context.get("lockExpirationTime") or ""
+
+    def wrap(self, client: Any) -> None:
+        """Record around ``client.complete``, which the client calls after the handler returns."""
+        original: Callable[..., bool] = client.complete
+
+        def complete(task_id: str, *args: Any, **kwargs: Any) -> bool:
+            try:
+                done = original(task_id, *args, **kwargs)
+            except Exception:
+                with self._lock:
+                    self.report_errors += 1
+                raise
+            now = _dt.datetime.now(_dt.timezone.utc)
+            with self._lock:
+                expiry = self.expiry.pop(task_id, "")
+                self.completed += 1
+                if expiry:
+                    overrun = (now - _dt.datetime.strptime(expiry, "%Y-%m-%dT%H:%M:%S.%f%z")).total_seconds()
+                    if overrun > 0:
+                        self.stalls += 1
+                        self.worst_overrun = max(self.worst_overrun, overrun)
+            return done
+
+        client.complete = complete
+
+    def figures(self) -> Dict[str, Any]:
+        with self._lock:
+            return {
+                "completed": self.completed,
+                "report_errors": self.report_errors,
+                "stalls": self.stalls,
+                "worst_overrun_seconds": round(self.worst_overrun, 3),
+                "report_retries": 0,  # the client never retries a report
+            }
+
+
+def noop_handlers(recorder: Recorder) -> Dict[str, Any]:
+    def noop(task: Any) -> Any:
+        recorder.fetched(task)
+        return task.complete()
+
+    return {"noop": (noop, None)}
+
+
+def loan_handlers(recorder: Recorder) -> Dict[str, Any]:
+    def credit_score_checker(task: Any) -> Any:
+        recorder.fetched(task)
+        return task.complete({"creditScores": CREDIT_SCORES})
+
+    def loan_granter(task: Any) -> Any:
+        recorder.fetched(task)
+        return task.complete({}, {"granted": task.get_variable("score") > 5})
+
+    def request_rejecter(task: Any) -> Any:
+        recorder.fetched(task)
+        return task.complete({}, {"rejected": task.get_variable("score")})
+
+    return {
+        "creditScoreChecker": (credit_score_checker, None),
+        "loanGranter": (loan_granter, ["score"]),
+        "requestRejecter": (request_rejecter, ["score"]),
+    }
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("workload", choices=["noop", "loan"])
+    parser.add_argument("--url", required=True, help="engine REST root")
+    parser.add_argument("--config", choices=["readme", "tuned"], default="readme")
+    parser.add_argument("--threads", type=int, default=1, help="workers per topic (tuned)")
+    parser.add_argument("--max-tasks", type=int, help="override maxTasks")
+    parser.add_argument("--time-limit", type=float, default=900.0, help="stop after this many seconds")
+    args = parser.parse_args(argv)
+
+    from camunda.external_task.external_task_worker import ExternalTaskWorker
+
+    stop = benchkit.stop_event()
+    config = dict(README_CONFIG if args.config == "readme" else TUNED_CONFIG)
+    if args.max_tasks:
+        config["maxTasks"] = args.max_tasks
+    user = os.environ.get("CAMUNDA_USER")
+    if user:
+        config["auth_basic"] = {"username": user, "password": os.environ.get("CAMUNDA_PASSWORD", "")}
+    recorder = Recorder()
+    handlers = noop_handlers(recorder) if args.workload == "noop" else loan_handlers(recorder)
+    threads_per_topic = 1 if args.config == "readme" else args.threads
+    threads = []
+    for topic, (handler, variables) in handlers.items():
+        for n in range(threads_per_topic):
+            worker = ExternalTaskWorker(worker_id="pypi-%s-%d" % (topic, n), base_url=args.url, config=config)
+            recorder.wrap(worker.client)
+            threads.append(
+                threading.Thread(
+                    target=worker.subscribe,
+                    args=(topic, handler),
+                    kwargs={"variables": variables},
+                    name="pypi-%s-%d" % (topic, n),
+                    daemon=True,
+                )
+            )
+    shown = {k: v for k, v in config.items() if k != "auth_basic"}  # never print credentials
+    ready_cpu = benchkit.announce(threads=len(threads), config=shown)
+    for thread in threads:
+        thread.start()
+    benchkit.wait_until(stop, args.time_limit)
+    benchkit.finish(ready_cpu, recorder.figures())
+    sys.stdout.flush()
+    os._exit(0)  # the client's loops never end: leave without waiting for them
+
+
+if __name__ == "__main__":
+    sys.exit(main())
