@@ -18,7 +18,9 @@ from urllib.parse import urlsplit, urlunsplit
 import requests
 import requests.adapters
 import requests.auth
+import requests.cookies
 import requests.utils
+from requests.structures import CaseInsensitiveDict
 from urllib3.util.retry import Retry
 
 from camunda_ext.errors import CamundaConnectionError, ConfigurationError, VariableError
@@ -114,16 +116,21 @@ class Endpoint:
         parts = urlsplit(base_url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ConfigurationError("not an http(s) URL: %r" % redact_url(base_url))
-        self.base_url = base_url.rstrip("/")
+        # The URL as requests would normalise it (IDNA host, quoting), once.
+        self.base_url = _normalised(base_url.rstrip("/"))
         self.timeout = split_timeout(timeout)
         self._session = session
         proxies: Dict[str, str] = {}
         if trust_env:
             proxies = requests.utils.get_environ_proxies(self.base_url)
-            if verify is True:
+            # A CA bundle matters only for TLS; for plain http requests would still stat it per request.
+            if verify is True and parts.scheme == "https":
                 verify = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
             if auth is None:
                 auth = requests.utils.get_netrc_auth(self.base_url)
+        if auth is None and (parts.username or parts.password):
+            # Credentials in the URL, as requests would take them.
+            auth = requests.utils.get_auth_from_url(self.base_url)
         if isinstance(auth, tuple):
             auth = requests.auth.HTTPBasicAuth(*auth)
         self._settings: Dict[str, Any] = {
@@ -135,6 +142,20 @@ class Endpoint:
         }
         self._headers = dict(headers or {})
         self._json_headers = {**self._headers, **_JSON_HEADERS}
+        # The fast path sends what Session.request would, with all of this worked out here:
+        # the session's headers merged with ours, and Basic credentials encoded once.
+        self._proxies = proxies
+        self._verify = verify
+        self._cert = cert
+        fixed = {**session.headers, **self._headers}
+        self._per_request_auth: Optional[requests.auth.AuthBase] = auth
+        if isinstance(auth, requests.auth.HTTPBasicAuth):
+            fixed["Authorization"] = _basic_header(auth)
+            self._per_request_auth = None
+        self._fixed_headers = fixed
+        self._fixed_json_headers = {**fixed, **_JSON_HEADERS}
+        # Never written: requests copies it before taking cookies from a redirect.
+        self._no_cookies = requests.cookies.RequestsCookieJar()
 
     def __repr__(self) -> str:
         return "Endpoint(%r)" % redact_url(self.base_url)
@@ -167,23 +188,24 @@ class Endpoint:
             CamundaConnectionError: No answer: refused, reset, timed out, TLS failure.
             VariableError: The body is not JSON-serializable.
         """
-        headers = self._headers
-        payload: Any = data
+        payload: Optional[bytes] = None
         if body is not None:
             try:
                 payload = json.dumps(body, separators=(",", ":"), allow_nan=False).encode("utf-8")
             except (TypeError, ValueError) as exc:
                 raise VariableError("request body is not JSON-serializable: %s" % exc) from None
-            headers = self._json_headers
-        if accept is not None:
-            headers = {**headers, "Accept": accept}
         timeout = self.timeout if read_timeout is None else (self.timeout[0], read_timeout)
         try:
+            if params is None and data is None and files is None:
+                return self._send(method, path, payload, accept, timeout)
+            headers = self._headers if payload is None else self._json_headers
+            if accept is not None:
+                headers = {**headers, "Accept": accept}
             return self._session.request(
                 method,
                 self.base_url + path,
                 params=params,
-                data=payload,
+                data=payload if payload is not None else data,
                 files=files,
                 headers=headers,
                 timeout=timeout,
@@ -193,3 +215,56 @@ class Endpoint:
             raise CamundaConnectionError(
                 "%s %s failed: %s: %s" % (method, redact_url(self.base_url) + path, type(exc).__name__, exc)
             ) from exc
+
+    def _send(
+        self,
+        method: str,
+        path: str,
+        payload: Optional[bytes],
+        accept: Optional[str],
+        timeout: Tuple[float, float],
+    ) -> requests.Response:
+        """The hot path (fetch, complete, lock, ...): a prepared request built directly.
+
+        Session.request would merge settings, parse the URL and copy cookies on
+        every call; here all of that was settled at construction. Cookies play no
+        part in the Camunda and Sequin APIs.
+        """
+        prepared = requests.PreparedRequest()
+        prepared.method = method
+        prepared.url = self.base_url + path
+        headers: CaseInsensitiveDict[Any] = CaseInsensitiveDict(
+            self._fixed_headers if payload is None else self._fixed_json_headers
+        )
+        if accept is not None:
+            headers["Accept"] = accept
+        if payload is not None:
+            headers["Content-Length"] = str(len(payload))
+        elif method not in ("GET", "HEAD"):
+            headers["Content-Length"] = "0"
+        prepared.headers = headers
+        prepared.body = payload
+        prepared.hooks = {"response": []}
+        prepared._cookies = self._no_cookies  # what prepare_cookies sets, without its per-call work
+        if self._per_request_auth is not None:
+            prepared = self._per_request_auth(prepared)
+        return self._session.send(
+            prepared,
+            timeout=timeout,
+            proxies=self._proxies,
+            verify=self._verify,
+            cert=self._cert,
+            allow_redirects=False,
+        )
+
+
+def _normalised(url: str) -> str:
+    prepared = requests.PreparedRequest()
+    prepared.prepare_url(url, None)
+    return str(prepared.url).rstrip("/")
+
+
+def _basic_header(auth: requests.auth.HTTPBasicAuth) -> str:
+    probe = requests.PreparedRequest()
+    probe.headers = CaseInsensitiveDict()
+    return str(auth(probe).headers["Authorization"])

@@ -24,6 +24,7 @@ import binascii
 import datetime as _dt
 import json
 import math
+import re
 from typing import Any, Dict, Mapping, Optional
 
 import attrs
@@ -224,6 +225,10 @@ def format_date(value: _dt.datetime) -> str:
     )
 
 
+#: ``yyyy-MM-dd'T'HH:mm:ss.SSSZ`` exactly, as the engine writes dates.
+_ENGINE_DATE = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}[+-]\d{4}")
+
+
 def parse_date(text: Any) -> _dt.datetime:
     """Parse an engine date (``2026-12-04T10:11:12.345+0000``) into an aware datetime.
 
@@ -233,6 +238,9 @@ def parse_date(text: Any) -> _dt.datetime:
     if not isinstance(text, str):
         raise DecodeError("expected a date string, got %r" % (text,))
     try:
+        if _ENGINE_DATE.fullmatch(text):
+            # The engine's exact shape: fromisoformat is ~40x faster than strptime.
+            return _dt.datetime.fromisoformat(text[:-2] + ":" + text[-2:])
         return _dt.datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%f%z")
     except ValueError:
         raise DecodeError("not an engine date: %r" % (text,)) from None

@@ -243,16 +243,31 @@ def test_tls_is_verified_by_default(
     assert sent_settings(version_answers) == requests_would_use(BASE_URL + "/version")
 
 
+TLS_URL = "https://engine.test/engine-rest"
+
+
 @pytest.mark.parametrize("name", ["REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"])
 def test_a_ca_bundle_from_the_environment_is_used_like_requests(
-    clean_env: pytest.MonkeyPatch, version_answers: responses.RequestsMock, name: str
+    clean_env: pytest.MonkeyPatch, engine: responses.RequestsMock, name: str
 ) -> None:
+    engine.get(TLS_URL + "/version", json={"version": "7.24.0"})
     clean_env.setenv(name, "/etc/corp/ca.pem")
+
+    Client(TLS_URL, WORKER_ID).version()
+
+    assert engine.calls[0].request.req_kwargs["verify"] == "/etc/corp/ca.pem"
+    assert sent_settings(engine) == requests_would_use(TLS_URL + "/version")
+
+
+def test_a_ca_bundle_is_not_applied_to_plain_http(
+    clean_env: pytest.MonkeyPatch, version_answers: responses.RequestsMock
+) -> None:
+    # Plain http has no TLS to verify; requests would only stat the file on every call.
+    clean_env.setenv("REQUESTS_CA_BUNDLE", "/etc/corp/ca.pem")
 
     Client(BASE_URL, WORKER_ID).version()
 
-    assert version_answers.calls[0].request.req_kwargs["verify"] == "/etc/corp/ca.pem"
-    assert sent_settings(version_answers) == requests_would_use(BASE_URL + "/version")
+    assert version_answers.calls[0].request.req_kwargs["verify"] is True
 
 
 @pytest.mark.parametrize("verify", [False, "/etc/mine.pem"])
@@ -326,21 +341,21 @@ def test_a_proxy_is_used_unless_no_proxy_names_the_engine(
 def test_the_environment_is_read_once_at_construction(
     clean_env: pytest.MonkeyPatch, engine: responses.RequestsMock
 ) -> None:
-    engine.get(BASE_URL + "/version", json={"version": "7.24.0"})
-    engine.get(BASE_URL + "/version", json={"version": "7.24.0"})
-    clean_env.setenv("HTTP_PROXY", "http://proxy.corp:3128")
+    engine.get(TLS_URL + "/version", json={"version": "7.24.0"})
+    engine.get(TLS_URL + "/version", json={"version": "7.24.0"})
+    clean_env.setenv("HTTPS_PROXY", "http://proxy.corp:3128")
     clean_env.setenv("REQUESTS_CA_BUNDLE", "/etc/corp/ca.pem")
-    client = Client(BASE_URL, WORKER_ID)
+    client = Client(TLS_URL, WORKER_ID)
     client.version()
     before = sent_settings(engine)
 
-    clean_env.setenv("HTTP_PROXY", "http://other-proxy.corp:8080")
+    clean_env.setenv("HTTPS_PROXY", "http://other-proxy.corp:8080")
     clean_env.setenv("NO_PROXY", "*")
     clean_env.setenv("REQUESTS_CA_BUNDLE", "/etc/other.pem")
     client.version()
 
     assert sent_settings(engine) == before
-    assert before == {"proxies": {"http": "http://proxy.corp:3128"}, "verify": "/etc/corp/ca.pem"}
+    assert before == {"proxies": {"https": "http://proxy.corp:3128"}, "verify": "/etc/corp/ca.pem"}
 
 
 def test_trust_env_false_ignores_the_environment(
