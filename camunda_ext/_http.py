@@ -245,7 +245,7 @@ class Endpoint:
         prepared.headers = headers
         prepared.body = payload
         prepared.hooks = {"response": []}
-        prepared._cookies = self._no_cookies  # what prepare_cookies sets, without its per-call work
+        prepared._cookies = self._no_cookies  # type: ignore[attr-defined]  # as prepare_cookies would set it
         if self._per_request_auth is not None:
             prepared = self._per_request_auth(prepared)
         return self._session.send(

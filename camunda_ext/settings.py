@@ -78,6 +78,8 @@ class WorkerSettings:
             before the task is unlocked.
         report_backoff_base: First pause in seconds between those attempts.
         report_backoff_cap: Longest such pause in seconds.
+        fetch_concurrency: Fetches that may run at once while fetches come back
+            full; all but one run only then.
         extend_locks: Extend the locks of handlers that run long.
         max_lock_duration: Milliseconds after which a handler's lock is no longer
             extended (a warning is logged); None extends for as long as it runs.
@@ -92,6 +94,7 @@ class WorkerSettings:
     backoff_base: float = attrs.field(default=0.5, validator=_positive)
     backoff_cap: float = attrs.field(default=30.0, validator=_positive)
     report_attempts: int = attrs.field(default=8, validator=_positive)
+    fetch_concurrency: int = attrs.field(default=2, validator=_positive)
     report_backoff_base: float = attrs.field(default=0.05, validator=_positive)
     report_backoff_cap: float = attrs.field(default=2.0, validator=_positive)
     extend_locks: bool = True

@@ -53,6 +53,7 @@ class BaseWorker(abc.ABC):
         backoff_base: float = 0.5,
         backoff_cap: float = 30.0,
         report_attempts: int = 8,
+        fetch_concurrency: int = 2,
         extend_locks: bool = True,
         max_lock_duration: Optional[int] = 3_600_000,
         metrics: Optional[Metrics] = None,
@@ -75,6 +76,7 @@ class BaseWorker(abc.ABC):
             backoff_base=backoff_base,
             backoff_cap=backoff_cap,
             report_attempts=report_attempts,
+            fetch_concurrency=fetch_concurrency,
             extend_locks=extend_locks,
             max_lock_duration=max_lock_duration,
         )
@@ -289,6 +291,9 @@ class Worker(BaseWorker):
         backoff_base: First pause in seconds after an engine or network error.
         backoff_cap: Longest such pause in seconds.
         report_attempts: Attempts to deliver an outcome before unlocking the task.
+        fetch_concurrency: Fetches that may run at once while the engine has a
+            backlog (fetches come back full); the first long-polls, the others
+            send nothing while there is no backlog.
         extend_locks: Extend the locks of long-running handlers.
         max_lock_duration: Milliseconds after which a lock is no longer extended.
         metrics: A :class:`~camunda_ext.metrics.Metrics` hook.
@@ -298,22 +303,33 @@ class Worker(BaseWorker):
 
     def _build_sources(self, manager: Manager, dispatcher: Dispatcher) -> List[SourceAndFlow]:
         flow = FlowController(self.settings.max_tasks)
-        poller = Poller(
-            manager.client,
-            dict(self._subscriptions),
-            flow,
-            dispatcher,
-            manager.leaser,
-            manager.reporter,
-            self.settings,
-            manager.metrics,
-            manager.clock,
-            manager.jitter,
-            manager.stop_event,
-            manager.fatal,
-            async_response_timeout=self.settings.async_response_timeout,
-        )
-        return [(poller, flow)]
+        subscriptions = dict(self._subscriptions)
+        # Set while fetches come back full: then the extra pollers fetch too, so
+        # that fetching overlaps with handling; idle, they send nothing.
+        backlog = threading.Event()
+
+        def poller(number: int) -> Poller:
+            extra = number > 1
+            return Poller(
+                manager.client,
+                subscriptions,
+                flow,
+                dispatcher,
+                manager.leaser,
+                manager.reporter,
+                self.settings,
+                manager.metrics,
+                manager.clock,
+                manager.jitter,
+                manager.stop_event,
+                manager.fatal,
+                async_response_timeout=None if extra else self.settings.async_response_timeout,
+                name="camunda-ext-poller-%d" % number if extra else "camunda-ext-poller",
+                backlog=backlog,
+                on_backlog_only=extra,
+            )
+
+        return [(poller(number), flow) for number in range(1, self.settings.fetch_concurrency + 1)]
 
 
 def _listed(values: Optional[Sequence[str]]) -> Optional[List[str]]:

@@ -27,6 +27,9 @@ from camunda_ext.settings import Subscription, WorkerSettings
 
 logger = logging.getLogger(__name__)
 
+#: Seconds an extra poller waits for a backlog before it looks at the stop event again.
+_GATE_TICK = 0.5
+
 #: Answers to fetchAndLock that retrying cannot fix: wrong credentials, a wrong
 #: base URL (404) or a request the engine refuses (400). They stop the worker.
 FATAL_FETCH_ERRORS = (AuthenticationError, AuthorizationError, NotFoundError, BadRequestError)
@@ -60,6 +63,10 @@ class Poller:
         name: Thread name.
         every: Pause in seconds after every round, with or without tasks (a sweep);
             None pauses only after an empty answer (``poll_interval``).
+        backlog: Shared by the pollers of one worker: set while fetches come back
+            full (more tasks are likely waiting), cleared by one that does not.
+        on_backlog_only: Poll only while ``backlog`` is set (an extra poller, which
+            costs nothing while the engine has no backlog).
     """
 
     def __init__(
@@ -80,6 +87,8 @@ class Poller:
         async_response_timeout: Optional[float],
         name: str = "camunda-ext-poller",
         every: Optional[float] = None,
+        backlog: Optional[threading.Event] = None,
+        on_backlog_only: bool = False,
     ) -> None:
         self._client = client
         self._subscriptions = subscriptions
@@ -97,6 +106,8 @@ class Poller:
         self._async_response_timeout = async_response_timeout
         self._name = name
         self._every = every
+        self._backlog = backlog
+        self._on_backlog_only = on_backlog_only
         self._backoff = Backoff(settings.backoff_base, settings.backoff_cap)
         # Guards _thread for start/join.
         self._operational_lock = threading.Lock()
@@ -154,6 +165,11 @@ class Poller:
             self._flow.release(reserved)
             raise
         self._backoff = self._backoff.reset()
+        if self._backlog is not None:
+            if len(tasks) >= reserved:
+                self._backlog.set()
+            else:
+                self._backlog.clear()
         self.dispatch(tasks, reserved, locked_at)
         if self._every is not None:
             return self._every
@@ -199,6 +215,8 @@ class Poller:
 
     def _run(self) -> None:
         while not self._stop_event.is_set() and not self._failed.is_set():
+            if self._on_backlog_only and self._backlog is not None and not self._backlog.wait(_GATE_TICK):
+                continue  # no backlog: no request
             try:
                 delay = self.poll_once()
             except Exception as error:

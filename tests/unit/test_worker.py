@@ -50,6 +50,8 @@ def make_worker(rest_client, clock, jitter) -> Iterator[Any]:
     def make(**options: Any) -> Worker:
         options.setdefault("poll_interval", 60.0)  # an empty answer parks the poller until stop
         options.setdefault("async_response_timeout", 20.0)
+        # One poller unless a test is about the extra ones: each fetch is then scripted.
+        options.setdefault("fetch_concurrency", 1)
         made.append(Worker(rest_client, clock=clock, jitter=jitter, **options))
         return made[-1]
 
@@ -452,3 +454,45 @@ def test_a_stopped_worker_cannot_be_started_again(make_worker, engine_mock) -> N
     with pytest.raises(RuntimeError):
         worker.start()
     assert join_library_threads(0.0) == []
+
+
+def test_an_extra_poller_sends_nothing_while_fetches_come_back_short(make_worker, engine_mock) -> None:
+    hold = {2: threading.Event()}
+    script = FetchScript([[task_json("task-1", "t")]], hold=hold).install(engine_mock)
+    expect_complete(engine_mock)
+    worker = make_worker(max_tasks=2, fetch_concurrency=3, poll_interval=0.0)
+    worker.register_handler("t", noop)
+
+    worker.start()
+    wait(script.fetched[2], "the long poll after a short answer")
+    hold[2].set()
+    worker.stop(WAIT)
+
+    # One task for two slots: no backlog, so every fetch came from the long-polling poller.
+    assert all("asyncResponseTimeout" in body for body in script.bodies)
+
+
+def test_extra_pollers_fetch_at_once_while_the_engine_has_a_backlog(make_worker, engine_mock) -> None:
+    hold = {2: threading.Event(), 3: threading.Event()}
+    script = FetchScript([[task_json("a", "t"), task_json("b", "t")]], hold=hold).install(engine_mock)
+    expect_complete(engine_mock, "a")
+    expect_complete(engine_mock, "b")
+    release_b = threading.Event()  # lets task b finish once a's slot is being fetched for
+    worker = make_worker(max_tasks=2, fetch_concurrency=2, poll_interval=0.0)
+
+    def handler(task, complete, fail):
+        if task.id == "b":
+            assert release_b.wait(WAIT)
+        complete().execute()
+
+    worker.register_handler("t", handler)
+    worker.start()
+    # The first answer filled every slot: a backlog. Task a's slot goes to one fetch...
+    wait(script.fetched[2], "a fetch for task a's slot")
+    release_b.set()
+    # ...and while it is open, task b's slot goes to the other poller.
+    wait(script.fetched[3], "a second fetch open at the same time")
+    assert sorted("asyncResponseTimeout" in body for body in script.bodies[1:3]) == [False, True]
+    hold[2].set()
+    hold[3].set()
+    worker.stop(WAIT)
