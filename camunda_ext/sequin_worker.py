@@ -7,7 +7,6 @@ from typing import Any, List, Optional, Tuple, Union
 from camunda_ext._protocol.dispatch import Dispatcher
 from camunda_ext._protocol.flow_control import FlowController
 from camunda_ext._protocol.manager import Manager, SourceAndFlow
-from camunda_ext._protocol.poller import Poller
 from camunda_ext._protocol.puller import LOCK, WAKE, Puller
 from camunda_ext._protocol.task_loader import TaskLoader
 from camunda_ext.client import Client
@@ -93,35 +92,22 @@ class SequinWorker(BaseWorker):
         # tasks than there are handler threads.
         flow = FlowController(self.settings.max_tasks)
         subscriptions = dict(self._subscriptions)
-
-        def poller(name: str, every: Optional[float] = None) -> Poller:
-            return Poller(
-                manager.client,
-                subscriptions,
-                flow,
-                dispatcher,
-                manager.leaser,
-                manager.reporter,
-                self.settings,
-                manager.metrics,
-                manager.clock,
-                manager.jitter,
-                manager.stop_event,
-                manager.fatal,
-                async_response_timeout=None,
-                name=name,
-                every=every,
-            )
-
         # The sweep keeps its pace even when it finds tasks: the events carry the load.
-        sweep = poller("camunda-ext-sweep", every=self.sweep_interval)
+        sweep = self._poller(
+            manager,
+            dispatcher,
+            flow,
+            async_response_timeout=None,
+            name="camunda-ext-sweep",
+            every=self.sweep_interval,
+        )
         puller = Puller(
             self.sequin,
             subscriptions,
             flow,
             dispatcher,
             TaskLoader(manager.client, manager.leaser, manager.clock),
-            poller("camunda-ext-wake"),
+            self._poller(manager, dispatcher, flow, async_response_timeout=None, name="camunda-ext-wake"),
             self.settings,
             manager.jitter,
             manager.stop_event,

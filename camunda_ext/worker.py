@@ -266,6 +266,26 @@ class BaseWorker(abc.ABC):
     def _build_sources(self, manager: Manager, dispatcher: Dispatcher) -> List[SourceAndFlow]:
         """The ``(source, flow_controller)`` pairs that bring this worker its tasks."""
 
+    def _poller(
+        self, manager: Manager, dispatcher: Dispatcher, flow: FlowController, **options: Any
+    ) -> Poller:
+        """A poller of the registered topics; ``options`` are Poller's keyword options."""
+        return Poller(
+            manager.client,
+            dict(self._subscriptions),
+            flow,
+            dispatcher,
+            manager.leaser,
+            manager.reporter,
+            self.settings,
+            manager.metrics,
+            manager.clock,
+            manager.jitter,
+            manager.stop_event,
+            manager.fatal,
+            **options,
+        )
+
 
 class Worker(BaseWorker):
     """Runs handlers for tasks it long-polls with fetchAndLock.
@@ -303,33 +323,31 @@ class Worker(BaseWorker):
 
     def _build_sources(self, manager: Manager, dispatcher: Dispatcher) -> List[SourceAndFlow]:
         flow = FlowController(self.settings.max_tasks)
-        subscriptions = dict(self._subscriptions)
         # Set while fetches come back full: then the extra pollers fetch too, so
         # that fetching overlaps with handling; idle, they send nothing.
         backlog = threading.Event()
-
-        def poller(number: int) -> Poller:
-            extra = number > 1
-            return Poller(
-                manager.client,
-                subscriptions,
-                flow,
+        pollers = [
+            self._poller(
+                manager,
                 dispatcher,
-                manager.leaser,
-                manager.reporter,
-                self.settings,
-                manager.metrics,
-                manager.clock,
-                manager.jitter,
-                manager.stop_event,
-                manager.fatal,
-                async_response_timeout=None if extra else self.settings.async_response_timeout,
-                name="camunda-ext-poller-%d" % number if extra else "camunda-ext-poller",
+                flow,
+                async_response_timeout=self.settings.async_response_timeout,
                 backlog=backlog,
-                on_backlog_only=extra,
             )
-
-        return [(poller(number), flow) for number in range(1, self.settings.fetch_concurrency + 1)]
+        ]
+        for number in range(2, self.settings.fetch_concurrency + 1):
+            pollers.append(
+                self._poller(
+                    manager,
+                    dispatcher,
+                    flow,
+                    async_response_timeout=None,
+                    name="camunda-ext-poller-%d" % number,
+                    backlog=backlog,
+                    on_backlog_only=True,
+                )
+            )
+        return [(poller, flow) for poller in pollers]
 
 
 def _listed(values: Optional[Sequence[str]]) -> Optional[List[str]]:

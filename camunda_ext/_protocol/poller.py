@@ -12,6 +12,7 @@ from camunda_ext._protocol.clock import Clock, Jitter
 from camunda_ext._protocol.dispatch import Dispatcher
 from camunda_ext._protocol.flow_control import FlowController
 from camunda_ext._protocol.leaser import Leaser
+from camunda_ext._protocol.loop import RoundLoop
 from camunda_ext._protocol.reporter import Reporter
 from camunda_ext.client import Client
 from camunda_ext.errors import (
@@ -35,7 +36,7 @@ _GATE_TICK = 0.5
 FATAL_FETCH_ERRORS = (AuthenticationError, AuthorizationError, NotFoundError, BadRequestError)
 
 
-class Poller:
+class Poller(RoundLoop):
     """Fetches tasks for the registered topics and hands them to the dispatcher.
 
     Each round reserves the free slots of its :class:`FlowController`, asks for
@@ -100,21 +101,12 @@ class Poller:
         self._settings = settings
         self._metrics = metrics
         self._clock = clock
-        self._jitter = jitter
-        self._stop_event = stop_event
         self._on_fatal = on_fatal
         self._async_response_timeout = async_response_timeout
-        self._name = name
         self._every = every
         self._backlog = backlog
         self._on_backlog_only = on_backlog_only
-        self._backoff = Backoff(settings.backoff_base, settings.backoff_cap)
-        # Guards _thread for start/join.
-        self._operational_lock = threading.Lock()
-        self._thread: Optional[threading.Thread] = None
-        # Set on a fatal fetch error: the loop ends even before the stop sequence
-        # (run on another thread) sets the stop event, so it sends no further fetch.
-        self._failed = threading.Event()
+        super().__init__(name, stop_event, Backoff(settings.backoff_base, settings.backoff_cap), jitter)
 
     def fetch(
         self, max_tasks: int, topics: Optional[Collection[str]] = None
@@ -200,9 +192,16 @@ class Poller:
         self._failed.set()
         self._on_fatal(error)
 
+    def run_round(self) -> float:
+        return self.poll_once()
+
+    def _ready(self) -> bool:
+        if self._on_backlog_only and self._backlog is not None:
+            return self._backlog.wait(_GATE_TICK)  # no backlog: no request
+        return True
+
     def _back_off(self, error: BaseException) -> float:
-        self._backoff = self._backoff.increment()
-        delay = self._backoff.delay(self._jitter)
+        delay = self._next_delay()
         # A poll cut short while stopping (the engine shutting down) is expected.
         log = logger.debug if self._stop_event.is_set() else logger.warning
         log(
@@ -212,33 +211,3 @@ class Poller:
             exc_info=not isinstance(error, CamundaError),
         )
         return delay
-
-    def _run(self) -> None:
-        while not self._stop_event.is_set() and not self._failed.is_set():
-            if self._on_backlog_only and self._backlog is not None and not self._backlog.wait(_GATE_TICK):
-                continue  # no backlog: no request
-            try:
-                delay = self.poll_once()
-            except Exception as error:
-                # A bug must not end intake for good: log it and keep polling.
-                logger.exception("Poll round failed unexpectedly")
-                delay = self._back_off(error)
-            if delay:
-                self._stop_event.wait(delay)
-
-    def start(self) -> None:
-        """Start the poller thread."""
-        with self._operational_lock:
-            if self._thread is not None:
-                raise RuntimeError("the poller is already running")
-            self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
-            self._thread.start()
-
-    def join(self, timeout: Optional[float] = None) -> bool:
-        """Wait for the thread to end; True if it did."""
-        with self._operational_lock:
-            thread = self._thread
-        if thread is None or thread is threading.current_thread():
-            return True
-        thread.join(timeout)
-        return not thread.is_alive()

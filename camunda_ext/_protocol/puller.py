@@ -5,13 +5,14 @@ from __future__ import annotations
 import functools
 import logging
 import threading
-from typing import Callable, List, Mapping, Optional, Tuple
+from typing import Callable, List, Mapping, Tuple
 
 from camunda_ext._protocol.backoff import Backoff
 from camunda_ext._protocol.clock import Jitter
 from camunda_ext._protocol.dispatch import Dispatcher
 from camunda_ext._protocol.events import Work, classify
 from camunda_ext._protocol.flow_control import FlowController
+from camunda_ext._protocol.loop import RoundLoop
 from camunda_ext._protocol.poller import FATAL_FETCH_ERRORS, Poller
 from camunda_ext._protocol.reporter import is_transient
 from camunda_ext._protocol.task_loader import TaskLoader
@@ -41,7 +42,7 @@ LOCK = "lock"
 WAKE = "wake"
 
 
-class Puller:
+class Puller(RoundLoop):
     """Receives change events and turns the ones that announce work into handler runs.
 
     ``lock`` mode: each work event's task is locked by id, read back with the
@@ -88,22 +89,19 @@ class Puller:
         self._loader = loader
         self._wake_poller = wake_poller
         self._settings = settings
-        self._jitter = jitter
-        self._stop_event = stop_event
         self._on_fatal = on_fatal
         self._mode = mode
         self._wait_for = wait_for
         self._max_batch_size = max_batch_size
         self._sleep = sleep
-        self._backoff = Backoff(settings.backoff_base, settings.backoff_cap)
-        # Guards _thread for start/join.
-        self._operational_lock = threading.Lock()
-        self._thread: Optional[threading.Thread] = None
-        # Set on a fatal answer: the loop ends even before the stop sequence (run on
-        # another thread) sets the stop event, so it sends no further receive.
-        self._failed = threading.Event()
+        super().__init__(
+            "camunda-ext-sequin", stop_event, Backoff(settings.backoff_base, settings.backoff_cap), jitter
+        )
 
     # ------------------------------------------------------------------ one round
+
+    def run_round(self) -> float:
+        return self.pull_once()
 
     def pull_once(self) -> float:
         """One round: receive, sort, act, ack. Returns seconds to wait before the next."""
@@ -151,8 +149,7 @@ class Puller:
             self._failed.set()
             self._on_fatal(error)
             return 0.0
-        self._backoff = self._backoff.increment()
-        delay = self._backoff.delay(self._jitter)
+        delay = self._next_delay()
         log = logger.debug if self._stop_event.is_set() else logger.warning
         log("Receiving from Sequin failed (%s); retrying in %.1f s", error, delay)
         return delay
@@ -190,8 +187,7 @@ class Puller:
         except CamundaError as error:
             self._flow.release(reserved)
             self._nack([message.ack_id for message, _ in work])
-            self._backoff = self._backoff.increment()
-            delay = self._backoff.delay(self._jitter)
+            delay = self._next_delay()
             logger.warning(
                 "The fetch woken by Sequin failed (%s); its events come again in %.1f s", error, delay
             )
@@ -286,32 +282,3 @@ class Puller:
             logger.warning("Nacking %d Sequin events failed (%s); they come back later", len(ack_ids), error)
 
     # ------------------------------------------------------------------ lifecycle
-
-    def _run(self) -> None:
-        while not self._stop_event.is_set() and not self._failed.is_set():
-            try:
-                delay = self.pull_once()
-            except Exception:
-                # A bug must not end intake for good: log it and keep pulling.
-                logger.exception("Sequin round failed unexpectedly")
-                self._backoff = self._backoff.increment()
-                delay = self._backoff.delay(self._jitter)
-            if delay:
-                self._stop_event.wait(delay)
-
-    def start(self) -> None:
-        """Start the puller thread."""
-        with self._operational_lock:
-            if self._thread is not None:
-                raise RuntimeError("the puller is already running")
-            self._thread = threading.Thread(target=self._run, name="camunda-ext-sequin", daemon=True)
-            self._thread.start()
-
-    def join(self, timeout: Optional[float] = None) -> bool:
-        """Wait for the thread to end; True if it did."""
-        with self._operational_lock:
-            thread = self._thread
-        if thread is None or thread is threading.current_thread():
-            return True
-        thread.join(timeout)
-        return not thread.is_alive()

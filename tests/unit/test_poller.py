@@ -309,7 +309,7 @@ def test_the_thread_survives_an_unexpected_exception(make_parts, engine_mock, ca
     parts.flow.close()
     assert parts.poller.join(WAIT)
     assert parts.dispatched() == ["a", "b"]
-    assert "Poll round failed unexpectedly" in caplog.text
+    assert "A round of camunda-ext-poller failed unexpectedly" in caplog.text
 
 
 def test_an_unexpected_exception_of_the_fetch_gives_the_slots_back(parts) -> None:
