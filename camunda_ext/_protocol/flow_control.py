@@ -41,19 +41,32 @@ class FlowController:
         with self._changed:
             return self.capacity - self._free
 
-    def reserve(self, most: Optional[int] = None, timeout: Optional[float] = None) -> int:
+    def reserve(
+        self,
+        most: Optional[int] = None,
+        timeout: Optional[float] = None,
+        *,
+        gather: int = 1,
+        linger: float = 0.0,
+    ) -> int:
         """Reserve every free slot (up to ``most``), waiting until at least one is free.
 
         Args:
             most: Upper bound of slots to reserve.
             timeout: Seconds to wait for a free slot; None waits until one is
                 free or the controller is closed.
+            gather: Once one slot is free, wait up to ``linger`` seconds more for
+                this many, so that one request serves several slots.
+            linger: See ``gather``.
 
         Returns:
             The number reserved: 0 if closed or the wait timed out.
         """
         with self._changed:
             self._changed.wait_for(lambda: self._free > 0 or self._closed, timeout)
+            if linger > 0 and gather > 1:
+                wanted = min(gather, self.capacity)
+                self._changed.wait_for(lambda: self._free >= wanted or self._closed, linger)
             if self._closed or self._free == 0:
                 return 0
             count = self._free if most is None else min(self._free, most)

@@ -28,6 +28,9 @@ from camunda_ext.settings import Subscription, WorkerSettings
 
 logger = logging.getLogger(__name__)
 
+#: Seconds a fetch under a backlog waits for more slots to free up.
+_BACKLOG_LINGER = 0.05
+
 #: Seconds an extra poller waits for a backlog before it looks at the stop event again.
 _GATE_TICK = 0.5
 
@@ -140,7 +143,12 @@ class Poller(RoundLoop):
         Returns:
             Seconds to wait before the next round.
         """
-        reserved = self._flow.reserve()
+        if self._backlog is not None and self._backlog.is_set():
+            # Under a backlog, a moment's wait lets one fetch serve several slots
+            # that free up together: fewer, larger fetches cost the engine less.
+            reserved = self._flow.reserve(gather=self._flow.capacity // 2, linger=_BACKLOG_LINGER)
+        else:
+            reserved = self._flow.reserve()
         if reserved == 0:
             return 0.0  # closed: the loop sees the stop event
         try:

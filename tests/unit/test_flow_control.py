@@ -99,3 +99,31 @@ def test_releasing_more_than_reserved_is_a_bug() -> None:
 def test_capacity_must_be_positive() -> None:
     with pytest.raises(ValueError):
         FlowController(0)
+
+
+def test_gather_waits_a_moment_for_more_slots_to_free_up() -> None:
+    flow = FlowController(4)
+    assert flow.reserve() == 4
+    flow.release(1)
+    freed = threading.Event()  # set once the second slot is back
+
+    def free_another() -> None:
+        flow.release(1)
+        freed.set()
+
+    releaser = threading.Timer(0.01, free_another)
+    releaser.start()
+    try:
+        reserved = flow.reserve(gather=2, linger=5.0)
+    finally:
+        releaser.join()
+    assert freed.is_set()
+    assert reserved == 2
+
+
+def test_gather_takes_what_is_free_when_the_linger_runs_out() -> None:
+    flow = FlowController(4)
+    assert flow.reserve() == 4
+    flow.release(1)
+
+    assert flow.reserve(gather=3, linger=0.01) == 1
