@@ -212,8 +212,14 @@ def test_stop_unlocks_the_running_task_at_the_deadline(client: Client, deploy: A
     try:
         assert started.wait(60)
         worker.stop(timeout=0.5)
-        (task,) = client.get_tasks(process_instance_id=instance.id)
-        assert task.worker_id is None and task.lock_expiration_time is None
+        # The unlock wakes long polls parked at the engine, and a stopped worker of an
+        # earlier test may still have one: it takes the task and unlocks it at once.
+        # So the task must be free soon; without the unlock it stays locked for 60 s.
+        wait_until(
+            lambda: client.get_tasks(process_instance_id=instance.id)[0].worker_id is None,
+            10,
+            "the stopped worker's task to be unlocked",
+        )
     finally:
         release.set()
 
