@@ -13,6 +13,7 @@ import responses
 from responses.matchers import json_params_matcher
 
 from camunda_ext import AuthenticationError, AuthorizationError, BadRequestError, NotFoundError
+from camunda_ext._protocol import poller as poller_module
 from camunda_ext._protocol.dispatch import Dispatcher
 from camunda_ext._protocol.flow_control import FlowController
 from camunda_ext._protocol.leaser import Leaser
@@ -52,9 +53,9 @@ class SpyFlow(FlowController):
         self.asked = threading.Event()  # set when reserve() is entered
         self.granted = threading.Event()  # set when reserve() returns slots
 
-    def reserve(self, most: Optional[int] = None, timeout: Optional[float] = None) -> int:
+    def reserve(self, most: Optional[int] = None, timeout: Optional[float] = None, **gathering: Any) -> int:
         self.asked.set()
-        count = super().reserve(most, timeout)
+        count = super().reserve(most, timeout, **gathering)
         if count:
             self.granted.set()
         return count
@@ -332,3 +333,26 @@ def test_start_runs_one_named_thread(parts, engine_mock) -> None:
     parts.stop_event.set()  # wakes the poll_interval wait
     assert parts.poller.join(WAIT)
     assert join_library_threads(0.0) == []
+
+
+def test_under_a_backlog_a_fetch_waits_a_moment_for_more_free_slots(
+    make_parts, engine_mock, monkeypatch
+) -> None:
+    # A long linger is only a hang guard here: the wait ends when the slots are back.
+    monkeypatch.setattr(poller_module, "_BACKLOG_LINGER", WAIT)
+    backlog = threading.Event()
+    backlog.set()  # the last answer came back full
+    parts = make_parts(backlog=backlog)
+    parts.flow.reserve(most=4)  # four handlers busy, one slot free
+    releaser = threading.Timer(0.01, parts.flow.release, args=(2,))  # two handlers end just after
+    answer(engine_mock, [], match=[json_params_matcher({"maxTasks": 3}, strict_match=False)])
+
+    releaser.start()
+    try:
+        parts.poller.poll_once()
+    finally:
+        releaser.join()
+
+    # One fetch for the three slots, not one for the first and another for the rest.
+    assert len(engine_mock.calls) == 1
+    assert not backlog.is_set()  # a short answer: no backlog any more
