@@ -203,13 +203,7 @@ class Dispatcher:
         """Run the handler for ``task`` on this thread and report its outcome; never raises."""
         outcome = TaskOutcome(self._reporter, task)
         complete = functools.partial(builders.complete, outcome, task)
-        fail = functools.partial(
-            builders.fail,
-            outcome,
-            task,
-            default_retries=self._policy.retries,
-            default_retry_timeout=self._policy.retry_timeout_for(task),
-        )
+        fail = functools.partial(self._fail_builder, outcome, task)
         topic = subscription.topic
         started = self._clock.monotonic()
         try:
@@ -223,6 +217,18 @@ class Dispatcher:
         finally:
             self._metrics.handler_seconds(topic, self._clock.monotonic() - started)
             self._leaser.remove(task.id)
+
+    def _fail_builder(
+        self, outcome: TaskOutcome, task: ExternalTask, **presets: Any
+    ) -> builders.FailureBuilder:
+        """``fail(...)`` of a handler: the retry policy is worked out only when a handler fails."""
+        return builders.fail(
+            outcome,
+            task,
+            default_retries=self._policy.retries,
+            default_retry_timeout=self._policy.retry_timeout_for(task),
+            **presets,
+        )
 
     def _report_error(
         self,

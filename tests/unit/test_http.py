@@ -369,13 +369,18 @@ def test_trust_env_false_ignores_the_environment(
     assert sent_settings(version_answers) == {"proxies": {}, "verify": True}
 
 
+def use_netrc(env: pytest.MonkeyPatch, folder: Any) -> None:
+    """A netrc file with credentials for engine.test, found through NETRC."""
+    netrc = folder / "netrc"
+    netrc.write_text("machine engine.test login demo password netrc-pw\n")
+    netrc.chmod(0o600)
+    env.setenv("NETRC", str(netrc))
+
+
 def test_netrc_credentials_are_used_like_requests(
     clean_env: pytest.MonkeyPatch, engine: responses.RequestsMock, tmp_path: Any
 ) -> None:
-    netrc = tmp_path / "netrc"
-    netrc.write_text("machine engine.test login demo password netrc-pw\n")
-    netrc.chmod(0o600)
-    clean_env.setenv("NETRC", str(netrc))
+    use_netrc(clean_env, tmp_path)
     expected = "Basic " + base64.b64encode(b"demo:netrc-pw").decode("ascii")
     engine.get(
         BASE_URL + "/version",
@@ -389,10 +394,7 @@ def test_netrc_credentials_are_used_like_requests(
 def test_explicit_auth_wins_over_netrc(
     clean_env: pytest.MonkeyPatch, engine: responses.RequestsMock, tmp_path: Any
 ) -> None:
-    netrc = tmp_path / "netrc"
-    netrc.write_text("machine engine.test login demo password netrc-pw\n")
-    netrc.chmod(0o600)
-    clean_env.setenv("NETRC", str(netrc))
+    use_netrc(clean_env, tmp_path)
     expected = "Basic " + base64.b64encode(b"ops:given-pw").decode("ascii")
     engine.get(
         BASE_URL + "/version",
