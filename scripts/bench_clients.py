@@ -232,10 +232,8 @@ def run_loan(args: argparse.Namespace, stop: threading.Event) -> Dict[str, Any]:
 
         worker = Worker(client, async_response_timeout=args.long_poll, **options)
     else:
-        try:
-            from camunda_ext import SequinWorker  # type: ignore[attr-defined]
-        except ImportError:  # not exported from the package root yet
-            from camunda_ext.sequin_worker import SequinWorker
+        from camunda_ext import SequinWorker
+
         worker = SequinWorker(
             client,
             args.sequin_url,

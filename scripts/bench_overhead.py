@@ -149,7 +149,7 @@ def run_once(
     }
 
 
-def summarize(runs: List[Dict[str, Any]], rounds: int) -> List[Dict[str, Any]]:
+def summarize(runs: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
     """Medians per contender and median per-round ratios to the hand-written loop."""
     rows = []
     for name in CONTENDERS:
@@ -168,33 +168,20 @@ def summarize(runs: List[Dict[str, Any]], rounds: int) -> List[Dict[str, Any]]:
                 sum(r["requests"].values()) / r["completed"] if r["completed"] else 0.0 for r in mine
             ),
         }
-        tps_ratios, cpu_ratios = [], []
-        for number in range(rounds):
-            base = [r for r in runs if r["round"] == number and r["contender"] == "handloop"]
-            this = [r for r in mine if r["round"] == number]
-            if base and this and base[0]["tasks_per_second"] and base[0]["client_cpu_per_1000"]:
-                tps_ratios.append(this[0]["tasks_per_second"] / base[0]["tasks_per_second"])
-                cpu_ratios.append((this[0]["client_cpu_per_1000"] or 0.0) / base[0]["client_cpu_per_1000"])
+        tps_ratios = benchkit.round_ratios(runs, "contender", name, "handloop", "tasks_per_second")
+        cpu_ratios = benchkit.round_ratios(runs, "contender", name, "handloop", "client_cpu_per_1000")
         row["tps_vs_handloop"] = round(statistics.median(tps_ratios), 3) if tps_ratios else None
         row["cpu_vs_handloop"] = round(statistics.median(cpu_ratios), 3) if cpu_ratios else None
         rows.append(row)
     return rows
 
 
-def targets(runs: List[Dict[str, Any]], rounds: int) -> List[Dict[str, Any]]:
+def targets(runs: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
     """Our Worker against each target, as median per-round ratios."""
     found = []
     for other, text, what, bound in TARGETS:
-        ratios = []
-        for number in range(rounds):
-            ours = [r for r in runs if r["round"] == number and r["contender"] == "worker"]
-            theirs = [r for r in runs if r["round"] == number and r["contender"] == other]
-            if not ours or not theirs:
-                continue
-            if what == "tps" and theirs[0]["tasks_per_second"]:
-                ratios.append(ours[0]["tasks_per_second"] / theirs[0]["tasks_per_second"])
-            elif what == "cpu" and theirs[0]["client_cpu_per_1000"]:
-                ratios.append((ours[0]["client_cpu_per_1000"] or 0.0) / theirs[0]["client_cpu_per_1000"])
+        metric = "tasks_per_second" if what == "tps" else "client_cpu_per_1000"
+        ratios = benchkit.round_ratios(runs, "contender", "worker", other, metric)
         if not ratios:
             continue
         value = statistics.median(ratios)
@@ -318,7 +305,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     with tempfile.TemporaryDirectory(prefix="bench-overhead-") as tmp:
         logs = Path(tmp)
         for number in range(args.rounds):
-            order = names[number % len(names) :] + names[: number % len(names)]
+            order = benchkit.rotated(names, number)
             for name in order:
                 print("round %d: %s ..." % (number + 1, name), file=sys.stderr, end=" ", flush=True)
                 result = run_once(name, args, pypi, logs, "%s-%d" % (name, number))
@@ -353,8 +340,8 @@ def main(argv: Optional[List[str]] = None) -> int:
             "time_limit": args.time_limit,
         },
         "machine": benchkit.machine(),
-        "summary": summarize(runs, args.rounds),
-        "targets": targets(runs, args.rounds),
+        "summary": summarize(runs),
+        "targets": targets(runs),
         "runs": runs,
     }
     text = markdown(report)

@@ -102,9 +102,19 @@ def load_tables(report: Dict[str, Any]) -> str:
                 [title for _, title in loadtest.COLUMNS], loadtest.table_rows(report["results"])
             )
         )
+        if params.get("rounds", 1) > 1:
+            parts.append("Medians of the %d rounds (order rotated):" % params["rounds"])
+            parts.append(
+                benchkit.rst_table(
+                    [title for _, title in loadtest.SUMMARY_COLUMNS],
+                    [[row[key] for key, _ in loadtest.SUMMARY_COLUMNS] for row in report["summary"]],
+                )
+            )
+        parts.append("Targets (ratios: median of the per-round ratios):")
+        parts.append(benchkit.rst_table(["target", "measured", "result"], loadtest.target_rows(report)))
         for result in report["results"]:
             kinds = ", ".join("%s %d" % item for item in sorted(result["engine_requests_by_kind"].items()))
-            parts.append("``%s`` requests: %s." % (result["client"], kinds))
+            parts.append("``%s`` (round %d) requests: %s." % (result["client"], result["round"], kinds))
             if result["engine_error_answers"]:
                 errors = ", ".join("%s: %d" % item for item in result["engine_error_answers"].items())
                 parts.append("``%s`` engine error answers: %s." % (result["client"], errors))
@@ -135,7 +145,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     for path in args.reports:
         report = json.loads(Path(path).read_text(encoding="utf-8"))
         print(".. %s\n" % Path(path).name)
-        print(overhead_tables(report) if "summary" in report else load_tables(report))
+        print(load_tables(report) if "results" in report else overhead_tables(report))
     return 0
 
 

@@ -491,6 +491,29 @@ def machine() -> Dict[str, Any]:
     }
 
 
+def rotated(names: Sequence[str], turn: int) -> List[str]:
+    """``names`` started at position ``turn`` (modulo): each round puts another one first."""
+    start = turn % len(names) if names else 0
+    return [*names[start:], *names[:start]]
+
+
+def round_ratios(
+    runs: Sequence[Dict[str, Any]], key: str, ours: str, theirs: str, metric: str
+) -> List[float]:
+    """``metric`` of ``ours`` over that of ``theirs``, one ratio per round both ran in.
+
+    ``runs`` are dicts with a ``round`` number and ``key`` naming the client; a
+    round where ``theirs`` measured 0 or nothing is left out.
+    """
+    ratios = []
+    for number in sorted({run["round"] for run in runs}):
+        mine = [run[metric] for run in runs if run["round"] == number and run[key] == ours]
+        other = [run[metric] for run in runs if run["round"] == number and run[key] == theirs]
+        if mine and other and other[0]:
+            ratios.append((mine[0] or 0.0) / other[0])
+    return ratios
+
+
 def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     """A GitHub-flavoured Markdown table; numbers right-aligned."""
 

@@ -69,7 +69,10 @@ def test_both_modes_finish_loan_granting_and_loan_granter_sees_score(
     with worker:
         ids = [pg_client.start_process_instance("loan-granting").id for _ in range(instances)]
         wait_until(
-            lambda: pg_client.count_history_process_instances(process_instance_ids=ids, finished=True) == instances,
+            lambda: (
+                pg_client.count_history_process_instances(process_instance_ids=ids, finished=True)
+                == instances
+            ),
             120,
             "%d instances through CDC in %s mode" % (instances, mode),
         )

@@ -1,0 +1,114 @@
+"""How the benchmark scripts turn runs into medians, ratios and verdicts on the targets."""
+
+from __future__ import annotations
+
+from typing import Any, Dict
+
+import benchkit
+import loadtest
+
+
+def run(client: str, number: int, **figures: Any) -> Dict[str, Any]:
+    """One load-test result with neutral figures, overridden by ``figures``."""
+    result = {
+        "round": number,
+        "client": client,
+        "tasks_per_second": 100.0,
+        "latency_p50": 10.0,
+        "latency_p99": 20.0,
+        "engine_requests_per_task": 1.1,
+        "client_cpu_per_1000_tasks": 1.0,
+        "failures": 0,
+        "report_errors": 0,
+        "stalls": 0,
+        "all_finished": True,
+    }
+    result.update(figures)
+    return result
+
+
+def test_each_round_starts_with_the_next_client() -> None:
+    names = ["rest", "pypi", "cdc-wake"]
+    assert [benchkit.rotated(names, turn) for turn in range(4)] == [
+        ["rest", "pypi", "cdc-wake"],
+        ["pypi", "cdc-wake", "rest"],
+        ["cdc-wake", "rest", "pypi"],
+        ["rest", "pypi", "cdc-wake"],
+    ]
+
+
+def test_ratios_pair_runs_of_the_same_round_only() -> None:
+    runs = [
+        run("rest", 1, tasks_per_second=200.0),
+        run("pypi", 1, tasks_per_second=100.0),
+        run("rest", 2, tasks_per_second=150.0),
+        run("pypi", 2, tasks_per_second=50.0),
+        run("rest", 3, tasks_per_second=999.0),  # pypi did not run in round 3
+    ]
+    assert benchkit.round_ratios(runs, "client", "rest", "pypi", "tasks_per_second") == [2.0, 3.0]
+
+
+def test_a_round_where_the_baseline_measured_nothing_is_left_out() -> None:
+    runs = [run("rest", 1), run("pypi", 1, tasks_per_second=0.0)]
+    assert benchkit.round_ratios(runs, "client", "rest", "pypi", "tasks_per_second") == []
+
+
+def test_the_throughput_target_is_judged_on_the_median_round() -> None:
+    runs = [
+        run("rest", 1, tasks_per_second=210.0),
+        run("pypi", 1, tasks_per_second=100.0),
+        run("rest", 2, tasks_per_second=150.0),
+        run("pypi", 2, tasks_per_second=100.0),
+        run("rest", 3, tasks_per_second=260.0),
+        run("pypi", 3, tasks_per_second=100.0),
+    ]
+    (throughput, clean) = loadtest.targets(runs)
+    assert throughput == {
+        "target": "REST Worker tasks/s >= 2x the PyPI client (README)",
+        "measured": "2.10x",
+        "met": True,
+    }
+    assert clean["met"]
+
+
+def test_a_slower_median_round_misses_the_throughput_target() -> None:
+    runs = [run("rest", n, tasks_per_second=190.0) for n in (1, 2)] + [run("pypi", n) for n in (1, 2)]
+    assert loadtest.targets(runs)[0]["met"] is False
+
+
+def test_wake_mode_is_held_to_its_request_budget_and_to_the_rest_latency() -> None:
+    runs = [
+        run("rest", 1, latency_p50=20.0),
+        run("cdc-wake", 1, latency_p50=18.0, engine_requests_per_task=1.2),
+    ]
+    verdicts = {t["target"]: t for t in loadtest.targets(runs)}
+    assert verdicts["CDC wake p50 latency <= REST long polling"]["met"] is True
+    assert verdicts["CDC wake engine requests/task <= 1.15"] == {
+        "target": "CDC wake engine requests/task <= 1.15",
+        "measured": "1.20",
+        "met": False,
+    }
+
+
+def test_one_stall_in_any_run_fails_the_clean_run_target() -> None:
+    runs = [run("rest", 1), run("pypi", 1), run("rest", 2, stalls=1), run("pypi", 2)]
+    assert loadtest.targets(runs)[-1] == {
+        "target": "no failed task and no stall in any run",
+        "measured": "-",
+        "met": False,
+    }
+
+
+def test_summary_gives_medians_and_sums_failures_over_runs() -> None:
+    runs = [
+        run("rest", 1, tasks_per_second=100.0, failures=1),
+        run("rest", 2, tasks_per_second=300.0, report_errors=2),
+        run("rest", 3, tasks_per_second=200.0, stalls=4, all_finished=False),
+    ]
+    (row,) = loadtest.summarize(runs)
+    assert row["client"] == "rest"
+    assert row["runs"] == 3
+    assert row["tasks_per_second"] == 200.0
+    assert row["failures"] == 3
+    assert row["stalls"] == 4
+    assert row["all_finished"] is False
