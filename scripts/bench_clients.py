@@ -38,7 +38,7 @@ LONG_POLL_MS = 30_000
 
 
 class HandlerStats:
-    """What the handlers saw: completions, failed reports and stalls. Thread-safe."""
+    """What the handlers saw: pickups, completions, failed reports and stalls. Thread-safe."""
 
     def __init__(self) -> None:
         # Guards every field.
@@ -47,6 +47,14 @@ class HandlerStats:
         self.report_errors = 0
         self.stalls = 0
         self.worst_overrun = 0.0
+        self.pickups: List[float] = []
+
+    def picked_up(self, create_time: Optional[_dt.datetime]) -> None:
+        """A handler starts now on a task the engine created at ``create_time``."""
+        if create_time is not None:
+            waited = (_dt.datetime.now(_dt.timezone.utc) - create_time).total_seconds()
+            with self._lock:
+                self.pickups.append(round(waited, 4))
 
     def record(self, lock_expiration: Optional[_dt.datetime]) -> None:
         """A task was completed now; its lock (as fetched) ran until ``lock_expiration``."""
@@ -70,6 +78,7 @@ class HandlerStats:
                 "report_errors": self.report_errors,
                 "stalls": self.stalls,
                 "worst_overrun_seconds": round(self.worst_overrun, 3),
+                "pickup_seconds": list(self.pickups),
             }
 
 
@@ -269,6 +278,7 @@ def run_loan(args: argparse.Namespace, stop: threading.Event) -> Dict[str, Any]:
 
 def _recording(handler: Callable[..., None], stats: HandlerStats) -> Callable[..., None]:
     def recorded(task: Any, complete: Any, fail: Any) -> None:
+        stats.picked_up(task.create_time)
         try:
             handler(task, complete, fail)
         except Exception:

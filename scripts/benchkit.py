@@ -4,7 +4,7 @@
   line when it is ready (with its CPU time so far) and one when it stops (with its
   CPU time and its own figures), so that start-up and imports are not counted.
   :class:`Child` is the parent's side; :func:`announce`, :func:`stop_event` and
-  :func:`finish` the child's. Peak RSS and total CPU come from ``wait4``.
+  :func:`finish` the child's, which also reports its peak RSS.
 - :class:`CountingProxy`: an HTTP/1.1 reverse proxy on loopback that counts each
   request by method and path pattern, with the status codes of the answers, for
   any client (ours, the PyPI client, Sequin consumers).
@@ -75,9 +75,24 @@ def announce(**fields: Any) -> float:
     return spent
 
 
+def peak_rss_mib() -> float:
+    """This process's peak resident set size in MiB; 0 where /proc is missing.
+
+    VmHWM counts from the process's exec. ``ru_maxrss`` would not do: it keeps the
+    peak of the parent that spawned it, from before the exec.
+    """
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    return 0.0
+
+
 def finish(ready_cpu: float, stats: Dict[str, Any]) -> None:
-    """Report the CPU spent since :func:`announce` and the child's own figures."""
-    emit("final", cpu=cpu_seconds() - ready_cpu, stats=stats)
+    """Report the CPU spent since :func:`announce`, the peak RSS and the child's own figures."""
+    emit("final", cpu=cpu_seconds() - ready_cpu, peak_rss_mib=peak_rss_mib(), stats=stats)
 
 
 def wait_until(event: threading.Event, limit: float) -> None:
@@ -122,7 +137,6 @@ class Child:
         )
         self._reader = threading.Thread(target=self._read, name="bench-%s-reader" % name, daemon=True)
         self._reader.start()
-        self.rusage: Optional[resource.struct_rusage] = None
         self.returncode: Optional[int] = None
 
     @property
@@ -203,29 +217,11 @@ class Child:
         return final
 
     def _reap(self, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while True:
-            pid, status, usage = os.wait4(self._process.pid, os.WNOHANG)
-            if pid:
-                break
-            if time.monotonic() > deadline:
-                os.killpg(self._process.pid, signal.SIGKILL)
-                pid, status, usage = os.wait4(self._process.pid, 0)
-                break
-            time.sleep(0.05)
-        self.rusage = usage
-        self.returncode = os.waitstatus_to_exitcode(status)
-        self._process.returncode = self.returncode  # reaped here: Popen must not wait again
-
-    @property
-    def peak_rss_mib(self) -> float:
-        """Peak resident set size in MiB (after :meth:`stop`)."""
-        return self.rusage.ru_maxrss / 1024.0 if self.rusage is not None else 0.0
-
-    @property
-    def total_cpu(self) -> float:
-        """All CPU seconds of the child, start-up included (after :meth:`stop`)."""
-        return self.rusage.ru_utime + self.rusage.ru_stime if self.rusage is not None else 0.0
+        try:
+            self.returncode = self._process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(self._process.pid, signal.SIGKILL)
+            self.returncode = self._process.wait()
 
 
 # ---------------------------------------------------------------------- counting proxy

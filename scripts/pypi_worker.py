@@ -75,11 +75,18 @@ class Recorder:
         self.report_errors = 0
         self.stalls = 0
         self.worst_overrun = 0.0
+        self.pickups: List[float] = []
 
     def fetched(self, task: Any) -> None:
-        # The client has no accessor for the lock expiry; it keeps the engine's JSON in _context.
+        """Called as a handler starts on ``task``."""
+        # The client has no accessors for the lock expiry and the creation time; it
+        # keeps the engine's JSON in _context.
+        now = _dt.datetime.now(_dt.timezone.utc)
+        created = task._context.get("createTime")
         with self._lock:
             self.expiry[task.get_task_id()] = task._context.get("lockExpirationTime") or ""
+            if created:
+                self.pickups.append(round((now - _engine_time(created)).total_seconds(), 4))
 
     def wrap(self, client: Any) -> None:
         """Record around ``client.complete``, which the client calls after the handler returns."""
@@ -97,7 +104,7 @@ class Recorder:
                 expiry = self.expiry.pop(task_id, "")
                 self.completed += 1
                 if expiry:
-                    overrun = (now - _dt.datetime.strptime(expiry, "%Y-%m-%dT%H:%M:%S.%f%z")).total_seconds()
+                    overrun = (now - _engine_time(expiry)).total_seconds()
                     if overrun > 0:
                         self.stalls += 1
                         self.worst_overrun = max(self.worst_overrun, overrun)
@@ -113,7 +120,13 @@ class Recorder:
                 "stalls": self.stalls,
                 "worst_overrun_seconds": round(self.worst_overrun, 3),
                 "report_retries": 0,  # the client never retries a report
+                "pickup_seconds": list(self.pickups),
             }
+
+
+def _engine_time(text: str) -> _dt.datetime:
+    """A date of the engine's JSON, e.g. ``2026-12-04T19:20:21.400+0000``."""
+    return _dt.datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%f%z")
 
 
 def noop_handlers(recorder: Recorder) -> Dict[str, Any]:

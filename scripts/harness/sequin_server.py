@@ -30,6 +30,7 @@ import hmac
 import json
 import logging
 import re
+import sys
 import threading
 import time
 import uuid
@@ -470,6 +471,14 @@ class _HttpServer(ThreadingHTTPServer):
     daemon_threads = True  # a long wait_for must not hold up stop()
     allow_reuse_address = False
     app: SequinServer
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A consumer stopped during a long receive resets its connection: normal at
+        # shutdown, and not worth the traceback socketserver prints to stderr.
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            _LOGGER.debug("consumer %s went away mid-request", client_address)
+            return
+        super().handle_error(request, client_address)
 
 
 class SequinServer:

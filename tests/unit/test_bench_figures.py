@@ -16,6 +16,7 @@ def run(client: str, number: int, **figures: Any) -> Dict[str, Any]:
         "tasks_per_second": 100.0,
         "latency_p50": 10.0,
         "latency_p99": 20.0,
+        "pickup_p50": 5.0,
         "engine_requests_per_task": 1.1,
         "client_cpu_per_1000_tasks": 1.0,
         "failures": 0,
@@ -78,11 +79,12 @@ def test_a_slower_median_round_misses_the_throughput_target() -> None:
 
 def test_wake_mode_is_held_to_its_request_budget_and_to_the_rest_latency() -> None:
     runs = [
-        run("rest", 1, latency_p50=20.0),
-        run("cdc-wake", 1, latency_p50=18.0, engine_requests_per_task=1.2),
+        run("rest", 1, latency_p50=15.0, pickup_p50=6.0),
+        run("cdc-wake", 1, latency_p50=18.0, pickup_p50=5.5, engine_requests_per_task=1.2),
     ]
     verdicts = {t["target"]: t for t in loadtest.targets(runs)}
-    assert verdicts["CDC wake p50 latency <= REST long polling"]["met"] is True
+    # Judged on pickup latency, not on the instances' (which the throughput decides).
+    assert verdicts["CDC wake p50 pickup latency <= REST long polling"]["met"] is True
     assert verdicts["CDC wake engine requests/task <= 1.15"] == {
         "target": "CDC wake engine requests/task <= 1.15",
         "measured": "1.20",

@@ -759,3 +759,20 @@ def test_wal_source_reconnects_after_a_failure() -> None:
     assert source.reads > 0
     assert isinstance(source.last_error, OSError)
     assert calls[0].closed
+
+
+def test_a_consumer_that_resets_its_connection_prints_no_traceback(
+    server: ss.SequinServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    httpd = server._httpd
+    assert httpd is not None
+    try:
+        raise ConnectionResetError(104, "Connection reset by peer")
+    except ConnectionResetError:
+        httpd.handle_error(None, ("127.0.0.1", 50000))
+    assert capsys.readouterr().err == ""
+    try:
+        raise ValueError("a fault of the server itself")
+    except ValueError:
+        httpd.handle_error(None, ("127.0.0.1", 50000))
+    assert "ValueError: a fault of the server itself" in capsys.readouterr().err
