@@ -275,7 +275,6 @@ class BaseWorker(abc.ABC):
             dict(self._subscriptions),
             flow,
             dispatcher,
-            manager.leaser,
             manager.reporter,
             self.settings,
             manager.metrics,

@@ -129,14 +129,23 @@ class Dispatcher:
         with self._lock:
             self._claimed.discard(task_id)
 
-    def dispatch(self, task: ExternalTask, subscription: Subscription, on_done: Callable[[], None]) -> bool:
-        """Run ``subscription.handler`` for ``task``; ``on_done`` runs after it in any case.
+    def dispatch(
+        self, task: ExternalTask, subscription: Subscription, on_done: Callable[[], None], locked_at: float
+    ) -> bool:
+        """Lease ``task`` (locked at monotonic ``locked_at``) and run its handler; ``on_done`` runs after it.
 
         Returns:
-            False, and nothing runs, if the task already runs here (``on_done`` is not called).
+            False, and nothing runs, if the task is already claimed here (``on_done`` is
+            not called). The new lock then only renews the lease of a run under way:
+            a lease of its own would outlive a claim holder that does not run the task
+            (a lock-mode event that found it locked), and the lock of a task nobody
+            works on would be extended for ever. Unleased, it expires and the task
+            is fetched again.
         """
         if not self.claim(task.id):
+            self._leaser.renewed(task.id, subscription.lock_duration, locked_at)
             return False
+        self._leaser.add(task.id, subscription.topic, subscription.lock_duration, locked_at)
         self.submit(
             functools.partial(self._run_claimed, task, subscription),
             on_done=on_done,

@@ -11,7 +11,6 @@ from camunda_ext._protocol.backoff import Backoff
 from camunda_ext._protocol.clock import Clock, Jitter
 from camunda_ext._protocol.dispatch import Dispatcher
 from camunda_ext._protocol.flow_control import FlowController
-from camunda_ext._protocol.leaser import Leaser
 from camunda_ext._protocol.loop import RoundLoop
 from camunda_ext._protocol.reporter import Reporter
 from camunda_ext.client import Client
@@ -54,8 +53,7 @@ class Poller(RoundLoop):
         client: Sends fetchAndLock.
         subscriptions: Registered topics by name.
         flow: The slot budget of this source.
-        dispatcher: Runs the handlers.
-        leaser: Tracks the locks of dispatched tasks.
+        dispatcher: Leases the tasks and runs their handlers.
         reporter: Unlocks tasks that arrive while stopping.
         settings: Poll settings.
         metrics: Receives ``fetched``.
@@ -79,7 +77,6 @@ class Poller(RoundLoop):
         subscriptions: Mapping[str, Subscription],
         flow: FlowController,
         dispatcher: Dispatcher,
-        leaser: Leaser,
         reporter: Reporter,
         settings: WorkerSettings,
         metrics: Metrics,
@@ -99,7 +96,6 @@ class Poller(RoundLoop):
         self._topics = [s.fetch for s in subscriptions.values()]
         self._flow = flow
         self._dispatcher = dispatcher
-        self._leaser = leaser
         self._reporter = reporter
         self._settings = settings
         self._metrics = metrics
@@ -186,9 +182,7 @@ class Poller(RoundLoop):
                 if index < reserved:
                     self._flow.release(1)
                 continue
-            # The fetch (re)locked it: the lease starts now, also for a task already running here.
-            self._leaser.add(task.id, subscription.topic, subscription.lock_duration, locked_at)
-            if not self._dispatcher.dispatch(task, subscription, self._flow.release):
+            if not self._dispatcher.dispatch(task, subscription, self._flow.release, locked_at):
                 logger.debug("Task %s (topic %s) already runs here; not run twice", task.id, task.topic_name)
                 self._flow.release(1)
         for topic, count in collections.Counter(task.topic_name or "" for task in tasks).items():

@@ -79,10 +79,14 @@ def dispatcher(make_dispatcher) -> Dispatcher:
     return make_dispatcher()
 
 
+#: Monotonic time at which the tasks of these tests were locked.
+LOCKED_AT = 990.0
+
+
 def run(dispatcher: Dispatcher, handler: Handler, task: Optional[ExternalTask] = None) -> None:
     """Run one handler and wait until its slot came back."""
     done = threading.Event()
-    dispatcher.dispatch(task or make_task(), subscription("topic", handler), done.set)
+    dispatcher.dispatch(task or make_task(), subscription("topic", handler), done.set, LOCKED_AT)
     wait(done, "the handler's slot to come back")
 
 
@@ -365,7 +369,7 @@ def test_the_slot_and_the_lease_are_given_back_after_the_report(
         reported_before_done.append(len(engine_mock.calls))
         done.set()
 
-    dispatcher.dispatch(make_task(), subscription("topic", handler), on_done)
+    dispatcher.dispatch(make_task(), subscription("topic", handler), on_done, LOCKED_AT)
     wait(done, "the slot to come back")
     assert reported_before_done == [1]
     leaser.remove.assert_called_once_with("task-1")
@@ -404,9 +408,9 @@ def test_shutdown_cancels_handlers_not_started_and_unlocks_them(
         complete().execute()
 
     done = {name: threading.Event() for name in ("task-1", "queued")}
-    dispatcher.dispatch(make_task("task-1"), subscription("topic", handler), done["task-1"].set)
+    dispatcher.dispatch(make_task("task-1"), subscription("topic", handler), done["task-1"].set, LOCKED_AT)
     wait(started, "the first handler to start")
-    dispatcher.dispatch(make_task("queued"), subscription("topic", handler), done["queued"].set)
+    dispatcher.dispatch(make_task("queued"), subscription("topic", handler), done["queued"].set, LOCKED_AT)
 
     finished, still_running = dispatcher.shutdown(0.0)
     assert [t.id for t in still_running] == ["task-1"]
@@ -430,7 +434,7 @@ def test_shutdown_waits_for_running_handlers(make_dispatcher, engine_mock) -> No
         assert release.wait(5.0)
         complete().execute()
 
-    dispatcher.dispatch(make_task(), subscription("topic", handler), lambda: None)
+    dispatcher.dispatch(make_task(), subscription("topic", handler), lambda: None, LOCKED_AT)
     wait(started, "the handler to start")
     returned: List[Any] = []
     stopper = threading.Thread(
@@ -451,7 +455,7 @@ def test_a_task_dispatched_after_shutdown_is_unlocked_not_run(
     dispatcher.shutdown(None)
     handler = mock.Mock()
     on_done = mock.Mock()
-    dispatcher.dispatch(make_task("late"), subscription("topic", handler), on_done)
+    dispatcher.dispatch(make_task("late"), subscription("topic", handler), on_done, LOCKED_AT)
     handler.assert_not_called()
     on_done.assert_called_once_with()
     leaser.remove.assert_called_once_with("late")
@@ -466,3 +470,42 @@ def test_describe_an_exception() -> None:
     assert message == "ValueError: bad input"
     assert "Traceback" in details and "test_describe_an_exception" in details
     assert describe(KeyboardInterrupt())[0] == "KeyboardInterrupt"
+
+
+# ---------------------------------------------------------------------- leases
+
+
+def test_a_dispatched_task_is_leased_from_its_lock(dispatcher, engine_mock, leaser) -> None:
+    expect(engine_mock, "complete", {"workerId": WORKER_ID})
+    run(dispatcher, lambda task, complete, fail: complete().execute())
+    leaser.add.assert_called_once_with("task-1", "topic", 30_000, LOCKED_AT)
+    leaser.remove.assert_called_once_with("task-1")
+
+
+def test_a_task_claimed_here_only_renews_the_lease_of_the_run_under_way(dispatcher, leaser) -> None:
+    handler = mock.Mock()
+    on_done = mock.Mock()
+    assert dispatcher.claim("task-1")  # e.g. a lock-mode event took it first
+    assert not dispatcher.dispatch(make_task(), subscription("topic", handler), on_done, LOCKED_AT)
+    leaser.renewed.assert_called_once_with("task-1", 30_000, LOCKED_AT)
+    leaser.add.assert_not_called()
+    handler.assert_not_called()
+    on_done.assert_not_called()
+
+
+def test_a_refused_task_is_not_leased_for_ever_when_the_claim_holder_does_not_run_it(
+    reporter, metrics, clock, jitter
+) -> None:
+    # A lock-mode event claimed the task, the sweep's fetch locked it, and the event
+    # then found it locked and let it be: no lease may keep extending that lock.
+    leaser = Leaser(mock.Mock(), metrics, clock, jitter)
+    dispatcher = Dispatcher(1, reporter, leaser, RetryPolicy(), metrics, clock)
+    try:
+        assert dispatcher.claim("task-1")
+        assert not dispatcher.dispatch(
+            make_task(), subscription("topic", mock.Mock()), mock.Mock(), LOCKED_AT
+        )
+        dispatcher.unclaim("task-1")
+        assert leaser.leased() == {}
+    finally:
+        dispatcher.shutdown(None)

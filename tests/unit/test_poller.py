@@ -16,7 +16,6 @@ from camunda_ext import AuthenticationError, AuthorizationError, BadRequestError
 from camunda_ext._protocol import poller as poller_module
 from camunda_ext._protocol.dispatch import Dispatcher
 from camunda_ext._protocol.flow_control import FlowController
-from camunda_ext._protocol.leaser import Leaser
 from camunda_ext._protocol.poller import Poller
 from camunda_ext._protocol.reporter import Reporter
 from camunda_ext.metrics import NullMetrics
@@ -69,7 +68,6 @@ class Parts:
     ) -> None:
         self.flow = SpyFlow(settings.max_tasks)
         self.dispatcher = mock.create_autospec(Dispatcher, instance=True)
-        self.leaser = mock.create_autospec(Leaser, instance=True)
         self.reporter = mock.create_autospec(Reporter, instance=True)
         self.metrics = mock.create_autospec(NullMetrics, instance=True)
         self.stop_event = threading.Event()
@@ -85,7 +83,6 @@ class Parts:
             self.subscriptions,
             self.flow,
             self.dispatcher,
-            self.leaser,
             self.reporter,
             settings,
             self.metrics,
@@ -159,14 +156,9 @@ def test_slots_an_answer_did_not_fill_are_given_back(parts, engine_mock, clock) 
     assert parts.poller.poll_once() == 0.0  # tasks came: poll again at once
     assert (parts.flow.in_use, parts.flow.free) == (2, 3)
     assert parts.dispatched() == ["a", "b"]
-    _task, sub, on_done = parts.dispatcher.dispatch.call_args_list[0].args
-    assert (sub.topic, on_done) == ("score", parts.flow.release)
-    parts.leaser.add.assert_has_calls(
-        [
-            mock.call("a", "score", 60_000, clock.now),
-            mock.call("b", "notify", 30_000, clock.now),
-        ]
-    )
+    _task, sub, on_done, locked_at = parts.dispatcher.dispatch.call_args_list[0].args
+    # The lease runs from when the fetch was sent: the lock may be older than the answer.
+    assert (sub.topic, on_done, locked_at) == ("score", parts.flow.release, clock.now)
     parts.metrics.fetched.assert_has_calls([mock.call("score", 1), mock.call("notify", 1)], any_order=True)
 
 
@@ -216,7 +208,6 @@ def test_tasks_that_arrive_after_stop_was_requested_are_unlocked_not_run(parts, 
     parts.stop_event.set()  # during the long poll
     parts.poller.poll_once()
     assert (parts.dispatched(), parts.unlocked()) == ([], ["a", "b"])
-    parts.leaser.add.assert_not_called()
     parts.handler.assert_not_called()
     assert parts.flow.in_use == 3  # only the slots reserved before
 
@@ -300,7 +291,7 @@ def test_after_a_fatal_answer_the_thread_ends_without_fetching_again(parts, engi
 def test_the_thread_survives_an_unexpected_exception(make_parts, engine_mock, caplog) -> None:
     settings = WorkerSettings(max_tasks=2, backoff_base=0.01, backoff_cap=0.01, poll_interval=60.0)
     parts = make_parts(settings)
-    parts.dispatcher.dispatch.side_effect = lambda task, sub, on_done: on_done()  # handlers end at once
+    parts.dispatcher.dispatch.side_effect = lambda task, sub, on_done, locked_at: on_done()  # handlers end at once
     parts.metrics.fetched.side_effect = [RuntimeError("metrics backend down"), None]
     script = FetchScript([[task_json("a", "score")], [task_json("b", "score")]]).install(engine_mock)
     with caplog.at_level(logging.ERROR):

@@ -352,7 +352,6 @@ class Parts:
             self.subscriptions,
             self.flow,
             self.dispatcher,
-            self.leaser,
             self.reporter,
             settings,
             self.metrics,
@@ -610,7 +609,9 @@ def test_an_event_of_a_task_the_sweep_runs_here_is_neither_locked_nor_run(parts,
     expect_complete(api)
     expect_receive(api, [event(1)], batch=3)
     expect_ack(api, "ack", 1)  # the run under way serves the event
-    parts.dispatcher.dispatch(make_task("task-1", "score"), parts.subscriptions["score"], swept_done.set)
+    parts.dispatcher.dispatch(
+        make_task("task-1", "score"), parts.subscriptions["score"], swept_done.set, 1000.0
+    )
     wait(parts.handlers.started["task-1"], "the swept task's handler to start")
 
     parts.puller.pull_once()
