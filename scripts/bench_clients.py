@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import concurrent.futures
 import cProfile
-import datetime as _dt
 import os
 import pstats
 import sys
@@ -35,51 +34,6 @@ NOOP_TOPIC = "noop"
 LOCK_MS = 30_000
 #: Long-poll time of every measured client, in milliseconds.
 LONG_POLL_MS = 30_000
-
-
-class HandlerStats:
-    """What the handlers saw: pickups, completions, failed reports and stalls. Thread-safe."""
-
-    def __init__(self) -> None:
-        # Guards every field.
-        self._lock = threading.Lock()
-        self.completed = 0
-        self.report_errors = 0
-        self.stalls = 0
-        self.worst_overrun = 0.0
-        self.pickups: List[float] = []
-
-    def picked_up(self, create_time: Optional[_dt.datetime]) -> None:
-        """A handler starts now on a task the engine created at ``create_time``."""
-        if create_time is not None:
-            waited = (_dt.datetime.now(_dt.timezone.utc) - create_time).total_seconds()
-            with self._lock:
-                self.pickups.append(round(waited, 4))
-
-    def record(self, lock_expiration: Optional[_dt.datetime]) -> None:
-        """A task was completed now; its lock (as fetched) ran until ``lock_expiration``."""
-        overrun = 0.0
-        if lock_expiration is not None:
-            overrun = (_dt.datetime.now(_dt.timezone.utc) - lock_expiration).total_seconds()
-        with self._lock:
-            self.completed += 1
-            if overrun > 0:
-                self.stalls += 1
-                self.worst_overrun = max(self.worst_overrun, overrun)
-
-    def report_error(self) -> None:
-        with self._lock:
-            self.report_errors += 1
-
-    def figures(self) -> Dict[str, Any]:
-        with self._lock:
-            return {
-                "completed": self.completed,
-                "report_errors": self.report_errors,
-                "stalls": self.stalls,
-                "worst_overrun_seconds": round(self.worst_overrun, 3),
-                "pickup_seconds": list(self.pickups),
-            }
 
 
 # ---------------------------------------------------------------------- the hand-written loop
@@ -253,7 +207,7 @@ def run_loan(args: argparse.Namespace, stop: threading.Event) -> Dict[str, Any]:
             sweep_interval=args.sweep_interval,
             **options,
         )
-    handler_stats = HandlerStats()
+    handler_stats = benchkit.TaskStats()
     for topic, variables in loan_granting.TOPICS.items():
         worker.register_handler(
             topic,
@@ -276,7 +230,7 @@ def run_loan(args: argparse.Namespace, stop: threading.Event) -> Dict[str, Any]:
     }
 
 
-def _recording(handler: Callable[..., None], stats: HandlerStats) -> Callable[..., None]:
+def _recording(handler: Callable[..., None], stats: benchkit.TaskStats) -> Callable[..., None]:
     def recorded(task: Any, complete: Any, fail: Any) -> None:
         stats.picked_up(task.create_time)
         try:

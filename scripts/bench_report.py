@@ -107,7 +107,7 @@ def load_tables(report: Dict[str, Any]) -> str:
             parts.append(
                 benchkit.rst_table(
                     [title for _, title in loadtest.SUMMARY_COLUMNS],
-                    [[row[key] for key, _ in loadtest.SUMMARY_COLUMNS] for row in report["summary"]],
+                    loadtest.summary_rows(report),
                 )
             )
         parts.append("Targets (ratios: median of the per-round ratios):")

@@ -4,7 +4,8 @@
   line when it is ready (with its CPU time so far) and one when it stops (with its
   CPU time and its own figures), so that start-up and imports are not counted.
   :class:`Child` is the parent's side; :func:`announce`, :func:`stop_event` and
-  :func:`finish` the child's, which also reports its peak RSS.
+  :func:`finish` the child's, which also reports its peak RSS; :class:`TaskStats`
+  what its handlers saw.
 - :class:`CountingProxy`: an HTTP/1.1 reverse proxy on loopback that counts each
   request by method and path pattern, with the status codes of the answers, for
   any client (ours, the PyPI client, Sequin consumers).
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import datetime as _dt
 import json
 import os
 import platform
@@ -101,6 +103,55 @@ def wait_until(event: threading.Event, limit: float) -> None:
     # Short waits: signal handlers run only between the main thread's bytecodes.
     while not event.is_set() and time.monotonic() < deadline:
         event.wait(0.2)
+
+
+class TaskStats:
+    """What a measured client's handlers saw: pickups, completions, failed reports and stalls.
+
+    Thread-safe. Pickup is the wait from the engine's ``createTime`` to the handler's
+    start; a stall is a completion after the lock taken at fetch would have expired.
+    """
+
+    def __init__(self) -> None:
+        # Guards every field.
+        self._lock = threading.Lock()
+        self.completed = 0
+        self.report_errors = 0
+        self.stalls = 0
+        self.worst_overrun = 0.0
+        self.pickups: List[float] = []
+
+    def picked_up(self, create_time: Optional[_dt.datetime]) -> None:
+        """A handler starts now on a task the engine created at ``create_time``."""
+        if create_time is not None:
+            waited = (_dt.datetime.now(_dt.timezone.utc) - create_time).total_seconds()
+            with self._lock:
+                self.pickups.append(round(waited, 4))
+
+    def record(self, lock_expiration: Optional[_dt.datetime]) -> None:
+        """A task was completed now; its lock (as fetched) ran until ``lock_expiration``."""
+        overrun = 0.0
+        if lock_expiration is not None:
+            overrun = (_dt.datetime.now(_dt.timezone.utc) - lock_expiration).total_seconds()
+        with self._lock:
+            self.completed += 1
+            if overrun > 0:
+                self.stalls += 1
+                self.worst_overrun = max(self.worst_overrun, overrun)
+
+    def report_error(self) -> None:
+        with self._lock:
+            self.report_errors += 1
+
+    def figures(self) -> Dict[str, Any]:
+        with self._lock:
+            return {
+                "completed": self.completed,
+                "report_errors": self.report_errors,
+                "stalls": self.stalls,
+                "worst_overrun_seconds": round(self.worst_overrun, 3),
+                "pickup_seconds": list(self.pickups),
+            }
 
 
 # ---------------------------------------------------------------------- parent side

@@ -439,6 +439,10 @@ def targets(results: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
     return found
 
 
+def summary_rows(report: Dict[str, Any]) -> List[List[Any]]:
+    return [[row[key] for key, _ in SUMMARY_COLUMNS] for row in report["summary"]]
+
+
 def target_rows(report: Dict[str, Any]) -> List[List[Any]]:
     return [[t["target"], t["measured"], "met" if t["met"] else "MISSED"] for t in report["targets"]]
 
@@ -463,12 +467,11 @@ def markdown(report: Dict[str, Any]) -> str:
         )
         lines += ["", benchkit.markdown_table([title for _, title in COLUMNS], table_rows(report["results"]))]
         if params.get("rounds", 1) > 1:
-            summary_rows = [[row[key] for key, _ in SUMMARY_COLUMNS] for row in report["summary"]]
             lines += [
                 "",
                 "Medians of %d rounds:" % params["rounds"],
                 "",
-                benchkit.markdown_table([title for _, title in SUMMARY_COLUMNS], summary_rows),
+                benchkit.markdown_table([title for _, title in SUMMARY_COLUMNS], summary_rows(report)),
             ]
         lines += ["", benchkit.markdown_table(["target", "measured", ""], target_rows(report))]
         for result in report["results"]:

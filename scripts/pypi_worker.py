@@ -65,28 +65,24 @@ CREDIT_SCORES = {
 
 
 class Recorder:
-    """Completions, failed reports and stalls, seen where the client sends completes. Thread-safe."""
+    """:class:`benchkit.TaskStats` fed from this client: at handler start and around its completes.
+
+    Thread-safe.
+    """
 
     def __init__(self) -> None:
-        # Guards every field.
-        self._lock = threading.Lock()
-        self.expiry: Dict[str, str] = {}
-        self.completed = 0
-        self.report_errors = 0
-        self.stalls = 0
-        self.worst_overrun = 0.0
-        self.pickups: List[float] = []
+        self.stats = benchkit.TaskStats()
+        self._lock = threading.Lock()  # guards _expiry
+        self._expiry: Dict[str, str] = {}
 
     def fetched(self, task: Any) -> None:
         """Called as a handler starts on ``task``."""
         # The client has no accessors for the lock expiry and the creation time; it
         # keeps the engine's JSON in _context.
-        now = _dt.datetime.now(_dt.timezone.utc)
         created = task._context.get("createTime")
+        self.stats.picked_up(_engine_time(created) if created else None)
         with self._lock:
-            self.expiry[task.get_task_id()] = task._context.get("lockExpirationTime") or ""
-            if created:
-                self.pickups.append(round((now - _engine_time(created)).total_seconds(), 4))
+            self._expiry[task.get_task_id()] = task._context.get("lockExpirationTime") or ""
 
     def wrap(self, client: Any) -> None:
         """Record around ``client.complete``, which the client calls after the handler returns."""
@@ -96,32 +92,17 @@ class Recorder:
             try:
                 done = original(task_id, *args, **kwargs)
             except Exception:
-                with self._lock:
-                    self.report_errors += 1
+                self.stats.report_error()
                 raise
-            now = _dt.datetime.now(_dt.timezone.utc)
             with self._lock:
-                expiry = self.expiry.pop(task_id, "")
-                self.completed += 1
-                if expiry:
-                    overrun = (now - _engine_time(expiry)).total_seconds()
-                    if overrun > 0:
-                        self.stalls += 1
-                        self.worst_overrun = max(self.worst_overrun, overrun)
+                expiry = self._expiry.pop(task_id, "")
+            self.stats.record(_engine_time(expiry) if expiry else None)
             return done
 
         client.complete = complete
 
     def figures(self) -> Dict[str, Any]:
-        with self._lock:
-            return {
-                "completed": self.completed,
-                "report_errors": self.report_errors,
-                "stalls": self.stalls,
-                "worst_overrun_seconds": round(self.worst_overrun, 3),
-                "report_retries": 0,  # the client never retries a report
-                "pickup_seconds": list(self.pickups),
-            }
+        return {**self.stats.figures(), "report_retries": 0}  # the client never retries a report
 
 
 def _engine_time(text: str) -> _dt.datetime:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 from typing import Any, Dict
 
 import benchkit
@@ -114,3 +115,17 @@ def test_summary_gives_medians_and_sums_failures_over_runs() -> None:
     assert row["failures"] == 3
     assert row["stalls"] == 4
     assert row["all_finished"] is False
+
+
+def test_task_stats_count_a_completion_after_the_lock_expired_as_a_stall() -> None:
+    stats = benchkit.TaskStats()
+    now = datetime.datetime.now(datetime.timezone.utc)
+    stats.picked_up(now - datetime.timedelta(seconds=3))
+    stats.record(now + datetime.timedelta(seconds=30))  # in time
+    stats.record(now - datetime.timedelta(seconds=2))  # its lock had run out
+    stats.report_error()
+    figures = stats.figures()
+    assert (figures["completed"], figures["stalls"], figures["report_errors"]) == (2, 1, 1)
+    assert figures["worst_overrun_seconds"] >= 2.0
+    (pickup,) = figures["pickup_seconds"]
+    assert 3.0 <= pickup < 60.0

@@ -291,7 +291,9 @@ def test_after_a_fatal_answer_the_thread_ends_without_fetching_again(parts, engi
 def test_the_thread_survives_an_unexpected_exception(make_parts, engine_mock, caplog) -> None:
     settings = WorkerSettings(max_tasks=2, backoff_base=0.01, backoff_cap=0.01, poll_interval=60.0)
     parts = make_parts(settings)
-    parts.dispatcher.dispatch.side_effect = lambda task, sub, on_done, locked_at: on_done()  # handlers end at once
+    parts.dispatcher.dispatch.side_effect = lambda task, sub, on_done, locked_at: (
+        on_done()
+    )  # handlers end at once
     parts.metrics.fetched.side_effect = [RuntimeError("metrics backend down"), None]
     script = FetchScript([[task_json("a", "score")], [task_json("b", "score")]]).install(engine_mock)
     with caplog.at_level(logging.ERROR):
