@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from typing import Any, List, Optional, Tuple, Union
 
 from camunda_ext._protocol.dispatch import Dispatcher
@@ -31,6 +32,11 @@ class SequinWorker(BaseWorker):
     - ``"wake"``: an event only wakes a fetchAndLock (no long poll) of its topic
       for the free slots; the handler gets the fetched task; the event is acked
       once that fetch was made.
+
+    In ``wake`` mode, while wake fetches come back full (a backlog), the
+    ``fetch_concurrency - 1`` extra pollers of :class:`~camunda_ext.Worker`
+    also fetch as slots free, so that a freed slot does not wait for the next
+    event; they send nothing once an answer comes back short.
 
     In both modes a low-rate fetchAndLock sweep (every ``sweep_interval``
     seconds, and at start) finds tasks that become available with no change
@@ -101,13 +107,19 @@ class SequinWorker(BaseWorker):
             name="camunda-ext-sweep",
             every=self.sweep_interval,
         )
+        # Set while wake fetches come back full: then the extra pollers fetch as
+        # slots free, without waiting for the next event (as Worker's do).
+        backlog = threading.Event()
+        wake_poller = self._poller(
+            manager, dispatcher, flow, async_response_timeout=None, name="camunda-ext-wake", backlog=backlog
+        )
         puller = Puller(
             self.sequin,
             subscriptions,
             flow,
             dispatcher,
             TaskLoader(manager.client, manager.leaser, manager.clock),
-            self._poller(manager, dispatcher, flow, async_response_timeout=None, name="camunda-ext-wake"),
+            wake_poller,
             self.settings,
             manager.jitter,
             manager.stop_event,
@@ -118,4 +130,6 @@ class SequinWorker(BaseWorker):
             sleep=manager.stop_event.wait,
         )
         sources: List[Tuple[Any, FlowController]] = [(puller, flow), (sweep, flow)]
+        if self.mode == WAKE:
+            sources.extend((poller, flow) for poller in self._backlog_pollers(manager, dispatcher, flow, backlog))
         return sources

@@ -285,6 +285,23 @@ class BaseWorker(abc.ABC):
             **options,
         )
 
+    def _backlog_pollers(
+        self, manager: Manager, dispatcher: Dispatcher, flow: FlowController, backlog: threading.Event
+    ) -> List[Poller]:
+        """The ``fetch_concurrency - 1`` extra pollers that fetch only while ``backlog`` is set."""
+        return [
+            self._poller(
+                manager,
+                dispatcher,
+                flow,
+                async_response_timeout=None,
+                name="camunda-ext-poller-%d" % number,
+                backlog=backlog,
+                on_backlog_only=True,
+            )
+            for number in range(2, self.settings.fetch_concurrency + 1)
+        ]
+
 
 class Worker(BaseWorker):
     """Runs handlers for tasks it long-polls with fetchAndLock.
@@ -325,27 +342,14 @@ class Worker(BaseWorker):
         # Set while fetches come back full: then the extra pollers fetch too, so
         # that fetching overlaps with handling; idle, they send nothing.
         backlog = threading.Event()
-        pollers = [
-            self._poller(
-                manager,
-                dispatcher,
-                flow,
-                async_response_timeout=self.settings.async_response_timeout,
-                backlog=backlog,
-            )
-        ]
-        for number in range(2, self.settings.fetch_concurrency + 1):
-            pollers.append(
-                self._poller(
-                    manager,
-                    dispatcher,
-                    flow,
-                    async_response_timeout=None,
-                    name="camunda-ext-poller-%d" % number,
-                    backlog=backlog,
-                    on_backlog_only=True,
-                )
-            )
+        poller = self._poller(
+            manager,
+            dispatcher,
+            flow,
+            async_response_timeout=self.settings.async_response_timeout,
+            backlog=backlog,
+        )
+        pollers = [poller] + self._backlog_pollers(manager, dispatcher, flow, backlog)
         return [(poller, flow) for poller in pollers]
 
 

@@ -161,18 +161,21 @@ class Poller(RoundLoop):
             self._flow.release(reserved)
             raise
         self._backoff = self._backoff.reset()
-        if self._backlog is not None:
-            if len(tasks) >= reserved:
-                self._backlog.set()
-            else:
-                self._backlog.clear()
         self.dispatch(tasks, reserved, locked_at)
         if self._every is not None:
             return self._every
         return 0.0 if tasks else self._settings.poll_interval
 
     def dispatch(self, tasks: List[ExternalTask], reserved: int, locked_at: float) -> None:
-        """Hand fetched tasks to handlers; give back the slots they do not use."""
+        """Hand fetched tasks to handlers; give back the slots they do not use.
+
+        A full answer sets ``backlog`` (more tasks are likely waiting), a short one clears it.
+        """
+        if self._backlog is not None:
+            if len(tasks) >= reserved:
+                self._backlog.set()
+            else:
+                self._backlog.clear()
         self._flow.release(max(reserved - len(tasks), 0))
         for index, task in enumerate(tasks):
             subscription = self._subscriptions.get(task.topic_name or "")

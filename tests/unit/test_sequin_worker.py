@@ -368,6 +368,61 @@ def test_wake_mode_end_to_end(make_worker, api) -> None:
     assert not [call for call in paths(api) if call.endswith("/lock")]
 
 
+def test_in_wake_mode_a_full_fetch_lets_the_extra_poller_fetch_without_an_event(make_worker, api) -> None:
+    swept = threading.Event()
+    # The sweep at start goes first: then each fetch is known by its turn.
+    fake = FakeSequin([[insert(1, "task-1"), insert(2, "task-2")]], first_after=swept).install(api, ack=True)
+    bodies: List[Dict[str, Any]] = []
+    extra_fetch = threading.Event()
+
+    def fetch(request: Any) -> Any:
+        bodies.append(json.loads(request.body))
+        if len(bodies) == 1:
+            swept.set()
+            return answer(200, [])
+        if len(bodies) == 2:  # the wake fetch: as many tasks as slots, so more may be waiting
+            return answer(200, [task_json("task-1", "score"), task_json("task-2", "score")])
+        extra_fetch.set()
+        return answer(200, [])
+
+    api.add_callback(responses.POST, FETCH_URL, callback=fetch)
+    for task_id in ("task-1", "task-2"):
+        api.add(responses.POST, ENGINE + "/external-task/%s/complete" % task_id, status=204)
+    finish = threading.Event()
+    worker = make_worker(mode="wake", max_tasks=3, max_batch_size=2, fetch_concurrency=2)
+    worker.register_handler("score", lambda task, complete, fail: (finish.wait(WAIT), complete().execute()))
+    worker.register_handler("notify", noop)
+
+    worker.start()
+    wait(extra_fetch, "a fetch for the free slot while the wake fetch's tasks run")
+    finish.set()
+    worker.stop(WAIT)
+
+    _, woken, extra = bodies[:3]
+    assert [topic["topicName"] for topic in woken["topics"]] == ["score"]
+    # The one event-bearing receive woke one fetch; the extra poller asked for every
+    # topic, for the one free slot, at once (no long poll).
+    assert [topic["topicName"] for topic in extra["topics"]] == ["score", "notify"]
+    assert extra["maxTasks"] == 1
+    assert "asyncResponseTimeout" not in extra
+    assert fake.acks == [[ack_id(1), ack_id(2)]]
+
+
+def test_in_lock_mode_there_is_no_extra_poller(make_worker, api) -> None:
+    swept = expect_sweep(api)
+    FakeSequin(first_after=swept).install(api)
+    worker = make_worker(mode="lock", fetch_concurrency=3, max_batch_size=1)
+    worker.register_handler("score", noop)
+
+    worker.start()
+    wait(swept, "the sweep")
+    names = sorted(t.name for t in threading.enumerate() if t.name.startswith("camunda-ext-"))
+    worker.stop(WAIT)
+
+    assert "camunda-ext-poller-2" not in names
+    assert {"camunda-ext-sequin", "camunda-ext-sweep"} <= set(names)
+
+
 # ---------------------------------------------------------------------- fatal answers
 
 
