@@ -131,5 +131,7 @@ class SequinWorker(BaseWorker):
         )
         sources: List[Tuple[Any, FlowController]] = [(puller, flow), (sweep, flow)]
         if self.mode == WAKE:
-            sources.extend((poller, flow) for poller in self._backlog_pollers(manager, dispatcher, flow, backlog))
+            sources.extend(
+                (poller, flow) for poller in self._backlog_pollers(manager, dispatcher, flow, backlog)
+            )
         return sources

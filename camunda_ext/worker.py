@@ -342,14 +342,14 @@ class Worker(BaseWorker):
         # Set while fetches come back full: then the extra pollers fetch too, so
         # that fetching overlaps with handling; idle, they send nothing.
         backlog = threading.Event()
-        poller = self._poller(
+        long_poller = self._poller(
             manager,
             dispatcher,
             flow,
             async_response_timeout=self.settings.async_response_timeout,
             backlog=backlog,
         )
-        pollers = [poller] + self._backlog_pollers(manager, dispatcher, flow, backlog)
+        pollers = [long_poller, *self._backlog_pollers(manager, dispatcher, flow, backlog)]
         return [(poller, flow) for poller in pollers]
 
 

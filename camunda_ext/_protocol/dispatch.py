@@ -115,6 +115,11 @@ class Dispatcher:
         # Ids of the tasks queued or running here, whichever source brought them, so
         # that one task never runs twice at once in this process. Guarded by _lock.
         self._claimed: Set[str] = set()
+        # Tasks fetched (so locked for this worker) while a claim holder that was not
+        # running them held their claim, e.g. a lock-mode event about to lock the task
+        # by id: each waits, holding its slot, for the holder to let go (see unclaim).
+        # Guarded by _lock.
+        self._waiting: Dict[str, Tuple[ExternalTask, Subscription, Callable[[], None], float]] = {}
 
     def claim(self, task_id: str) -> bool:
         """Mark a task as running here; False if it already is."""
@@ -124,27 +129,55 @@ class Dispatcher:
             self._claimed.add(task_id)
             return True
 
-    def unclaim(self, task_id: str) -> None:
-        """The task no longer runs here."""
+    def claimed(self, task_id: str) -> bool:
+        """Whether the task is queued or running here."""
+        with self._lock:
+            return task_id in self._claimed
+
+    def unclaim(self, task_id: str, *, ran: bool) -> None:
+        """The claim holder is done with the task; ``ran``: its handler ran here.
+
+        A copy of the task fetched meanwhile runs now if the holder did not run it
+        (the copy's lock is the only one): otherwise the task would stay locked,
+        with nobody working on it, until the lock expired. If the holder ran it,
+        the copy is stale and dropped (its slot given back).
+        """
         with self._lock:
             self._claimed.discard(task_id)
+            waiting = self._waiting.pop(task_id, None)
+        if waiting is None:
+            return
+        task, subscription, on_done, locked_at = waiting
+        if ran:
+            logger.debug("Task %s was fetched again while it ran here; dropping that copy", task_id)
+            on_done()
+        elif not self.dispatch(task, subscription, on_done, locked_at):
+            on_done()
 
     def dispatch(
         self, task: ExternalTask, subscription: Subscription, on_done: Callable[[], None], locked_at: float
     ) -> bool:
         """Lease ``task`` (locked at monotonic ``locked_at``) and run its handler; ``on_done`` runs after it.
 
+        A task already claimed here does not run twice. If its handler runs, the new
+        lock only renews the lease of that run. If the claim holder has not started
+        it (a lock-mode event between reading the task and locking it, whose lock
+        the fetch just won), this fetched task waits for the holder: see
+        :meth:`unclaim`.
+
         Returns:
-            False, and nothing runs, if the task is already claimed here (``on_done`` is
-            not called). The new lock then only renews the lease of a run under way:
-            a lease of its own would outlive a claim holder that does not run the task
-            (a lock-mode event that found it locked), and the lock of a task nobody
-            works on would be extended for ever. Unleased, it expires and the task
-            is fetched again.
+            False, and nothing runs (``on_done`` is not called), if the task's
+            handler already runs here.
         """
         if not self.claim(task.id):
-            self._leaser.renewed(task.id, subscription.lock_duration, locked_at)
-            return False
+            if self._leaser.renewed(task.id, subscription.lock_duration, locked_at):
+                return False
+            with self._lock:
+                if task.id in self._claimed:
+                    self._waiting[task.id] = (task, subscription, on_done, locked_at)
+                    return True
+            # The holder let go in the meantime: dispatch as usual.
+            return self.dispatch(task, subscription, on_done, locked_at)
         self._leaser.add(task.id, subscription.topic, subscription.lock_duration, locked_at)
         self.submit(
             functools.partial(self._run_claimed, task, subscription),
@@ -158,7 +191,7 @@ class Dispatcher:
         try:
             self.run(task, subscription)
         finally:
-            self.unclaim(task.id)
+            self.unclaim(task.id, ran=True)
 
     def submit(
         self,
@@ -205,7 +238,7 @@ class Dispatcher:
 
     def _hand_back(self, task: ExternalTask) -> None:
         self._leaser.remove(task.id)
-        self.unclaim(task.id)
+        self.unclaim(task.id, ran=False)
         self._reporter.unlock(task, "the worker stopped before its handler ran")
 
     def run(self, task: ExternalTask, subscription: Subscription) -> None:

@@ -101,15 +101,21 @@ class Leaser:
         with self._leases_lock:
             self._leases.pop(task_id, None)
 
-    def renewed(self, task_id: str, lock_duration_ms: int, locked_at: float) -> None:
-        """Record a lock set or extended elsewhere (``lock`` or a handler's ``extend_lock``)."""
+    def renewed(self, task_id: str, lock_duration_ms: int, locked_at: float) -> bool:
+        """Record a lock set or extended elsewhere (``lock`` or a handler's ``extend_lock``).
+
+        Returns:
+            Whether the task is leased (a record was renewed).
+        """
         with self._leases_lock:
             lease = self._leases.get(task_id)
-            if lease is not None:
-                duration = lock_duration_ms / 1000.0
-                self._leases[task_id] = attrs.evolve(
-                    lease, lock_duration=duration, expires_at=locked_at + duration
-                )
+            if lease is None:
+                return False
+            duration = lock_duration_ms / 1000.0
+            self._leases[task_id] = attrs.evolve(
+                lease, lock_duration=duration, expires_at=locked_at + duration
+            )
+            return True
 
     def holds(self, task_id: str) -> bool:
         """Whether this worker still holds the task's lock, as far as it knows."""

@@ -50,7 +50,10 @@ class Puller(RoundLoop):
     then the event acked. A gone task's event is acked without running; a task
     locked elsewhere is not run and its event is left to come back after the
     visibility timeout (by then it is finished or free); transient faults nack
-    the event after a pause; a task already running here is not run again.
+    the event after a pause; a task already running here is not run again. If
+    the sweep's fetch wins the task while its event is handled (so the lock by id
+    fails or finds the task locked), the fetched copy runs once the event's job
+    lets go (:meth:`Dispatcher.unclaim`).
 
     ``wake`` mode: work events only wake a fetchAndLock (no long poll) of their
     topics for the free slots, through ``wake_poller``; the events are acked
@@ -124,7 +127,7 @@ class Puller(RoundLoop):
             found = classify(message, topics)
             if found is None:
                 done.append(message.ack_id)
-            elif not self._dispatcher.claim(found.task_id):
+            elif not self._take(found.task_id):
                 # It already runs here (brought by the sweep, or this event delivered
                 # again): the event has served its purpose.
                 done.append(message.ack_id)
@@ -143,6 +146,13 @@ class Puller(RoundLoop):
         # An early empty answer is normal while events are in flight: pause, don't spin.
         return delay
 
+    def _take(self, task_id: str) -> bool:
+        """Whether an event's task may be acted on: in lock mode, claimed for its job."""
+        if self._mode == LOCK:
+            return self._dispatcher.claim(task_id)
+        # A wake fetch decides what runs; it only needs to skip tasks running here.
+        return not self._dispatcher.claimed(task_id)
+
     def _receive_failed(self, error: CamundaError) -> float:
         if isinstance(error, SequinError) and error.status_code in _FATAL_SEQUIN_STATUSES:
             logger.error("Sequin refused the receive for good (%s); stopping the worker", error)
@@ -155,8 +165,9 @@ class Puller(RoundLoop):
         return delay
 
     def _give_back(self, work: List[Tuple[SequinMessage, Work]]) -> None:
-        for _, found in work:
-            self._dispatcher.unclaim(found.task_id)
+        if self._mode == LOCK:
+            for _, found in work:
+                self._dispatcher.unclaim(found.task_id, ran=False)
         self._nack([message.ack_id for message, _ in work])
 
     def _run_locked(self, work: List[Tuple[SequinMessage, Work]], reserved: int) -> None:
@@ -171,9 +182,6 @@ class Puller(RoundLoop):
 
     def _wake(self, work: List[Tuple[SequinMessage, Work]], reserved: int, done: List[str]) -> float:
         """Fetch the events' topics for the reserved slots; return a back-off delay (0 if none)."""
-        for _, found in work:
-            # The fetch decides what runs; the claims only kept duplicates out of this batch.
-            self._dispatcher.unclaim(found.task_id)
         if not work:
             self._flow.release(reserved)
             return 0.0
@@ -208,6 +216,7 @@ class Puller(RoundLoop):
 
     def _lock_and_run(self, message: SequinMessage, work: Work) -> None:
         subscription = self._subscriptions[work.topic]
+        ran = False
         try:
             try:
                 task = self._loader.lock_and_load(work.task_id, subscription.fetch)
@@ -241,12 +250,18 @@ class Puller(RoundLoop):
                     self._ack([message.ack_id])
                 return
             if task is None:
-                logger.debug("Task %s (topic %s) is outside the topic's filters", work.task_id, work.topic)
+                logger.debug(
+                    "Task %s (topic %s) is not available or outside the topic's filters",
+                    work.task_id,
+                    work.topic,
+                )
             else:
+                ran = True
                 self._dispatcher.run(task, subscription)
             self._ack([message.ack_id])
         finally:
-            self._dispatcher.unclaim(work.task_id)
+            # A copy the sweep or a wake fetch locked meanwhile runs now if this did not.
+            self._dispatcher.unclaim(work.task_id, ran=ran)
 
     def _release_after_fault(self, message: SequinMessage, work: Work, error: CamundaError) -> None:
         """Nack the event after a pause, so the task is tried again soon."""
@@ -261,7 +276,7 @@ class Puller(RoundLoop):
 
     def _not_run(self, message: SequinMessage, work: Work) -> None:
         """The worker stopped before the job started: let another worker have the event now."""
-        self._dispatcher.unclaim(work.task_id)
+        self._dispatcher.unclaim(work.task_id, ran=False)
         self._nack([message.ack_id])
 
     # ------------------------------------------------------------------ acks

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Any, Callable, Dict, Iterator, List, Optional
+from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 from unittest import mock
 
 import pytest
@@ -483,9 +483,10 @@ def test_a_dispatched_task_is_leased_from_its_lock(dispatcher, engine_mock, leas
 
 
 def test_a_task_claimed_here_only_renews_the_lease_of_the_run_under_way(dispatcher, leaser) -> None:
+    leaser.renewed.return_value = True  # its handler runs: the run holds a lease
     handler = mock.Mock()
     on_done = mock.Mock()
-    assert dispatcher.claim("task-1")  # e.g. a lock-mode event took it first
+    assert dispatcher.claim("task-1")
     assert not dispatcher.dispatch(make_task(), subscription("topic", handler), on_done, LOCKED_AT)
     leaser.renewed.assert_called_once_with("task-1", 30_000, LOCKED_AT)
     leaser.add.assert_not_called()
@@ -493,19 +494,60 @@ def test_a_task_claimed_here_only_renews_the_lease_of_the_run_under_way(dispatch
     on_done.assert_not_called()
 
 
-def test_a_refused_task_is_not_leased_for_ever_when_the_claim_holder_does_not_run_it(
-    reporter, metrics, clock, jitter
-) -> None:
-    # A lock-mode event claimed the task, the sweep's fetch locked it, and the event
-    # then found it locked and let it be: no lease may keep extending that lock.
+@pytest.fixture
+def real_leaser_dispatcher(rest_client, metrics, clock, jitter) -> Iterator[Tuple[Dispatcher, Leaser]]:
+    """A dispatcher and its real leaser, so that the leases left behind can be read."""
     leaser = Leaser(mock.Mock(), metrics, clock, jitter)
+    reporter = Reporter(
+        rest_client, leaser, metrics, clock, jitter, attempts=1, backoff=Backoff(), sleep=lambda s: None
+    )
     dispatcher = Dispatcher(1, reporter, leaser, RetryPolicy(), metrics, clock)
-    try:
-        assert dispatcher.claim("task-1")
-        assert not dispatcher.dispatch(
-            make_task(), subscription("topic", mock.Mock()), mock.Mock(), LOCKED_AT
-        )
-        dispatcher.unclaim("task-1")
-        assert leaser.leased() == {}
-    finally:
-        dispatcher.shutdown(None)
+    yield dispatcher, leaser
+    dispatcher.shutdown(5.0)
+
+
+def test_a_task_fetched_while_an_event_holds_its_claim_runs_when_the_event_did_not_run_it(
+    real_leaser_dispatcher, engine_mock
+) -> None:
+    # A lock-mode event claimed the task; the sweep's fetch locked it first, so the
+    # event's lock by id failed. The fetched copy is the only lock: it must run.
+    dispatcher, leaser = real_leaser_dispatcher
+    expect(engine_mock, "complete", {"workerId": WORKER_ID})
+    ran, done = threading.Event(), threading.Event()
+
+    def handler(task: Any, complete: Any, fail: Any) -> None:
+        ran.set()
+        complete().execute()
+
+    assert dispatcher.claim("task-1")
+    assert dispatcher.dispatch(make_task(), subscription("topic", handler), done.set, LOCKED_AT)
+    assert not ran.is_set()  # not while the event holds the claim
+    dispatcher.unclaim("task-1", ran=False)
+    wait(done, "the fetched copy's run")
+    assert ran.is_set()
+    assert leaser.leased() == {}
+    assert not dispatcher.claimed("task-1")
+
+
+def test_a_task_fetched_again_while_its_handler_ran_here_is_dropped(real_leaser_dispatcher) -> None:
+    dispatcher, leaser = real_leaser_dispatcher
+    handler, on_done = mock.Mock(), mock.Mock()
+    assert dispatcher.claim("task-1")  # the holder has not leased it yet
+    assert dispatcher.dispatch(make_task(), subscription("topic", handler), on_done, LOCKED_AT)
+    dispatcher.unclaim("task-1", ran=True)
+    handler.assert_not_called()
+    on_done.assert_called_once_with()  # the copy's slot is back
+    assert leaser.leased() == {}  # no lease extends a lock nobody works on
+
+
+def test_a_fetched_copy_waiting_at_shutdown_is_unlocked(real_leaser_dispatcher, engine_mock) -> None:
+    dispatcher, _ = real_leaser_dispatcher
+    engine_mock.add(responses.POST, task_url("task-1", "unlock"), status=204)
+    handler, on_done = mock.Mock(), mock.Mock()
+    assert dispatcher.claim("task-1")
+    assert dispatcher.dispatch(make_task(), subscription("topic", handler), on_done, LOCKED_AT)
+    dispatcher.shutdown(None)
+    dispatcher.unclaim("task-1", ran=False)  # the holder's job was cancelled
+    handler.assert_not_called()
+    on_done.assert_called_once_with()
+    assert [c.request.url for c in engine_mock.calls] == [task_url("task-1", "unlock")]

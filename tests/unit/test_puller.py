@@ -163,25 +163,30 @@ def expect_lock(
 ) -> None:
     """The read of the task (it is free), then the lock by id."""
     if read:
-        api.add(
-            responses.GET,
-            url("/external-task/" + task_id),
-            json=task_json(
-                task_id,
-                "score",
-                retries=2,
-                businessKey="loan-7",
-                workerId=None,
-                executionId="ex-%d" % instance,
-                activityId="score",
-                activityInstanceId="score:%d" % instance,
-            ),
-        )
+        expect_read(api, task_id, instance)
     api.add(
         responses.POST,
         url("/external-task/%s/lock" % task_id),
         match=[json_params_matcher({"workerId": WORKER_ID, "lockDuration": 60_000})],
         **(answer or {"status": 204}),
+    )
+
+
+def expect_read(api: responses.RequestsMock, task_id: str = "task-1", instance: int = 1) -> None:
+    """The read of the task before its lock: it is free."""
+    api.add(
+        responses.GET,
+        url("/external-task/" + task_id),
+        json=task_json(
+            task_id,
+            "score",
+            retries=2,
+            businessKey="loan-7",
+            workerId=None,
+            executionId="ex-%d" % instance,
+            activityId="score",
+            activityInstanceId="score:%d" % instance,
+        ),
     )
 
 
@@ -621,6 +626,56 @@ def test_an_event_of_a_task_the_sweep_runs_here_is_neither_locked_nor_run(parts,
     assert parts.handlers.ids == ["task-1"]
     assert paths(api) == ["POST sequin:/receive", "POST sequin:/ack", "POST /external-task/task-1/complete"]
     assert parts.flow.free == 3
+
+
+def lost_to_the_sweep(parts: Any, answer: Any, fetched: List[bool], copy_done: threading.Event) -> Any:
+    """A callback: the sweep's fetch locks the task (its answer reaches the dispatcher now), then ``answer``."""
+
+    def respond(request: Any) -> Any:
+        swept = make_task("task-1", "score")
+        fetched.append(parts.dispatcher.dispatch(swept, parts.subscriptions["score"], copy_done.set, 1000.0))
+        return answer
+
+    return respond
+
+
+@pytest.mark.parametrize("lost_at", ["lock", "read"])
+def test_a_task_the_sweep_locks_while_its_event_is_handled_runs_as_the_swept_copy(
+    parts, api, lost_at
+) -> None:
+    # Its lock by id loses to the sweep's fetch (optimistic locking), or the read
+    # already finds the task locked (by this worker, through the sweep): either way
+    # the event does not run it, and nobody else will until the lock expires.
+    fetched: List[bool] = []
+    copy_done = threading.Event()
+    expect_receive(api, [event(1)])
+    if lost_at == "lock":
+        expect_read(api)
+        failure = (500, {"Content-Type": "application/json"}, json.dumps(OPTIMISTIC_LOCKING["json"]))
+        api.add_callback(
+            responses.POST,
+            url("/external-task/task-1/lock"),
+            lost_to_the_sweep(parts, failure, fetched, copy_done),
+        )
+    else:
+        locked = task_json(
+            "task-1", "score", workerId=WORKER_ID, lockExpirationTime="2999-01-01T00:00:00.000+0000"
+        )
+        read = (200, {"Content-Type": "application/json"}, json.dumps(locked))
+        api.add_callback(
+            responses.GET, url("/external-task/task-1"), lost_to_the_sweep(parts, read, fetched, copy_done)
+        )
+        expect_ack(api, "ack", 1)  # the task is not for the event to run: served
+    expect_complete(api)
+
+    parts.puller.pull_once()
+    wait(copy_done, "the swept copy's run")
+    parts.flow.wait_idle()
+
+    assert fetched == [True]  # the copy was kept, not dropped, while the event held the task
+    assert parts.handlers.ids == ["task-1"]
+    assert paths(api).count("POST /external-task/task-1/complete") == 1
+    assert len(parts.leaser) == 0
 
 
 def test_lock_mode_asks_for_the_free_slots_and_not_at_all_while_every_slot_is_busy(make_parts, api) -> None:
