@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import logging
 import math
 import os
@@ -40,7 +41,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Optional, Tuple
+from typing import Any, Callable, ContextManager, Dict, Iterator, List, Optional, Tuple
 from urllib.parse import urlsplit
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -78,7 +79,8 @@ class Setup:
         self.url = url
         self.auth = auth
         self.postgres = postgres
-        self.sequin: Optional[Dict[str, str]] = None  # url, consumer, token
+        # Yields url, consumer and token for the length of one cdc run.
+        self.sequin: Optional[Callable[[], ContextManager[Dict[str, str]]]] = None
 
     def vacuum(self) -> None:
         """VACUUM ANALYZE the engine's database, so that every run starts from the same state."""
@@ -111,11 +113,12 @@ def engine_for(args: argparse.Namespace) -> Iterator[Setup]:
         auth = (user, os.environ.get("CAMUNDA_PASSWORD", "")) if user else None
         setup = Setup(args.engine_url, auth)
         if args.sequin_url:
-            setup.sequin = {
+            given = {
                 "url": args.sequin_url,
                 "consumer": args.consumer or "",
                 "token": os.environ.get("SEQUIN_API_TOKEN", ""),
             }
+            setup.sequin = functools.partial(contextlib.nullcontext, given)
         yield setup
         return
     with contextlib.ExitStack() as stack:
@@ -124,28 +127,43 @@ def engine_for(args: argparse.Namespace) -> Iterator[Setup]:
         engine = stack.enter_context(start_engine(postgres=postgres))
         setup = Setup(engine.url, engine.auth, postgres)
         if any(c.startswith("cdc") for c in args.clients):
-            setup.sequin = stack.enter_context(sequin_for(postgres))
+            setup.sequin = sequin_for(postgres)
         yield setup
 
 
-@contextlib.contextmanager
-def sequin_for(postgres: Any) -> Iterator[Dict[str, str]]:
-    """Migrations plus the Sequin-compatible test server on the engine's PostgreSQL."""
+def sequin_for(postgres: Any) -> Callable[[], ContextManager[Dict[str, str]]]:
+    """Apply the migrations; return what starts the Sequin-compatible test server for one run.
+
+    The server reads the WAL only while a cdc client runs, from a slot made afresh:
+    decoding is real work for PostgreSQL, which the runs of the other clients must
+    not pay (none of their users runs Sequin), and a new slot holds no change of
+    earlier runs to catch up on.
+    """
     if postgres is None:
         raise HarnessError("the cdc clients need PostgreSQL (drop --h2)")
     try:
-        from harness.migrations import apply_migrations
+        from harness.migrations import SLOT, apply_migrations
         from harness.sequin_server import start_sequin_server  # type: ignore[import-not-found]
     except ImportError as error:
         raise HarnessError("the cdc clients need scripts/harness/sequin_server.py: %s" % error) from None
     token = secrets.token_urlsafe(24)
     cdc_password = secrets.token_urlsafe(24)
     apply_migrations(postgres, cdc_password=cdc_password)
-    server = start_sequin_server(postgres, token=token, cdc_password=cdc_password)
-    try:
-        yield {"url": server.url, "consumer": server.consumer, "token": token}
-    finally:
-        server.stop()
+
+    @contextlib.contextmanager
+    def one_run() -> Iterator[Dict[str, str]]:
+        postgres.psql(
+            f"SELECT pg_drop_replication_slot('{SLOT}'); "
+            f"SELECT pg_create_logical_replication_slot('{SLOT}', 'pgoutput')",
+            db=postgres.dbname,
+        )
+        server = start_sequin_server(postgres, token=token, cdc_password=cdc_password, slot=SLOT)
+        try:
+            yield {"url": server.url, "consumer": server.consumer, "token": token}
+        finally:
+            server.stop()
+
+    return one_run
 
 
 def drain(sequin: Dict[str, str], *, rounds: int = 200) -> int:
@@ -223,19 +241,36 @@ def run_client(
     With ``settle``, wait until the engine has answered the long polls the client left
     parked, so that it locks no task of the next client's instances for a dead worker.
     """
+    if not name.startswith("cdc"):
+        return measure_client(name, args, setup, pypi, logs, settle=settle)
+    if setup.sequin is None:
+        raise HarnessError("%s needs Sequin (--sequin-url with --engine-url)" % name)
+    with setup.sequin() as sequin:
+        return measure_client(name, args, setup, pypi, logs, settle=settle, sequin=sequin)
+
+
+def measure_client(
+    name: str,
+    args: argparse.Namespace,
+    setup: Setup,
+    pypi: Optional[str],
+    logs: Path,
+    *,
+    settle: bool,
+    sequin: Optional[Dict[str, str]] = None,
+) -> Dict[str, Any]:
+    """:func:`run_client` once Sequin, when the client needs it, is there."""
     admin = Client(setup.url, "loadtest-setup", auth=setup.auth)
     engine_proxy, engine_url = proxy_for(setup.url)
     sequin_proxy = None
     env: Dict[str, str] = {}
     sequin_url = consumer = None
     setup.vacuum()
-    if name.startswith("cdc"):
-        if setup.sequin is None:
-            raise HarnessError("%s needs Sequin (--sequin-url with --engine-url)" % name)
-        drain(setup.sequin)
-        sequin_proxy, sequin_url = proxy_for(setup.sequin["url"])
-        consumer = setup.sequin["consumer"]
-        env["SEQUIN_API_TOKEN"] = setup.sequin["token"]  # the environment: never on a command line
+    if sequin is not None:
+        drain(sequin)
+        sequin_proxy, sequin_url = proxy_for(sequin["url"])
+        consumer = sequin["consumer"]
+        env["SEQUIN_API_TOKEN"] = sequin["token"]  # the environment: never on a command line
     child = benchkit.Child(
         client_argv(name, args, engine_url, sequin_url, consumer, pypi),
         name=name,
