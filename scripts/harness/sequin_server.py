@@ -10,8 +10,8 @@ stored; one in-flight message per row; a visibility timeout evaluated at receive
 nack for immediate redelivery with the same ack_id.
 
 Its messages come from a :class:`ChangeSource`. :class:`WalSource` is the real one: a
-thread (``sequin-double-wal``) that polls the logical replication slot with
-``pg_logical_slot_get_binary_changes`` as the ``camunda_cdc`` role and decodes pgoutput.
+thread (``sequin-double-wal``) that streams the logical replication slot over a
+replication connection as the ``camunda_cdc`` role, as Sequin does, and decodes pgoutput.
 Unit tests inject changes with :meth:`SequinServer.add_changes` instead.
 
 Typical use::
@@ -30,6 +30,7 @@ import hmac
 import json
 import logging
 import re
+import struct
 import sys
 import threading
 import time
@@ -53,6 +54,7 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 
 from harness.errors import HarnessError
 from harness.pgoutput import Change, Decoder, Relation
+from harness.replication import Keepalive, ReplicationStream, XLogData
 
 if TYPE_CHECKING:
     from harness.postgres import PostgresCluster
@@ -92,7 +94,6 @@ _MAX_BATCH_SIZE = 1000
 _MIN_WAIT_FOR_MS = 500
 _MAX_WAIT_FOR_MS = 300000
 _WAIT_POLL_S = 0.05  # Sequin checks the store every 50 ms while waiting
-_WAL_POLL_S = 0.02  # pause between two reads of the slot
 _WAL_RETRY_S = 0.5  # pause after a failed read before reconnecting
 
 # Error texts, verbatim from Sequin (the Elixir heredocs end with a newline).
@@ -714,60 +715,64 @@ _PRIMARY_KEY_SQL = (
     "JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey) "
     "WHERE i.indrelid = CAST(:relid AS oid) AND i.indisprimary ORDER BY a.attnum"
 )
-_CHANGES_SQL = (
-    "SELECT CAST(lsn AS text), CAST(xid AS text), data "
-    "FROM pg_catalog.pg_logical_slot_get_binary_changes("
-    "CAST(:slot AS name), NULL, NULL, 'proto_version', '1', 'publication_names', CAST(:publication AS text))"
-)
-# Value formats that pgoutput's text output depends on; see harness.pgoutput.
-_SESSION_SETTINGS = (
-    "SET DateStyle = 'ISO, MDY'",
-    "SET TimeZone = 'UTC'",
-    "SET IntervalStyle = 'postgres'",
-    "SET extra_float_digits = 3",
-)
+# Value formats that pgoutput's text output depends on (see harness.pgoutput), as
+# parameters of the replication session.
+_SESSION_SETTINGS = {
+    "DateStyle": "ISO, MDY",
+    "TimeZone": "UTC",
+    "IntervalStyle": "postgres",
+    "extra_float_digits": "3",
+}
+_STATUS_INTERVAL_S = 1.0  # how often the stream confirms what it consumed
+_READ_TIMEOUT_S = 0.2  # longest wait for a message before looking at the stop flag
 
 
 class WalSource:
-    """Reads a logical replication slot with pgoutput and hands out committed changes.
+    """Streams a logical replication slot with pgoutput and hands out committed changes.
 
-    One thread (``sequin-double-wal``) polls ``pg_logical_slot_get_binary_changes``
-    every ``poll_interval`` seconds; the slot advances with every read. A failed read
-    is logged, the connection dropped and reopened after a pause. Connections use
-    pg8000 (a test-only dependency).
+    One thread (``sequin-double-wal``) holds a replication connection
+    (:mod:`harness.replication`), so that each WAL record is decoded once, as Sequin
+    does. About once a second it confirms the end of the last transaction it handed
+    out (between transactions, the server's WAL end), and the slot advances. A broken
+    stream is logged, dropped and reopened after a pause; the slot then sends again
+    what was not confirmed.
+
+    A stream cannot run queries, so the primary keys of relations are read through a
+    second, ordinary connection (pg8000, a test-only dependency).
 
     Thread-safe: start and stop from any thread.
 
     Args:
-        connect: Opens a ``pg8000.native.Connection`` as the replication role.
+        stream: Opens a :class:`~harness.replication.ReplicationStream` as the replication role.
+        catalog: Opens a ``pg8000.native.Connection`` for the primary-key lookups.
         slot: The slot name.
         publication: The publication name(s), comma-separated.
         tables: Only changes of these ``schema.table`` names are handed out; all when None.
-        poll_interval: Pause between reads, in seconds.
     """
 
     def __init__(
         self,
-        connect: Callable[[], Any],
+        stream: Callable[[], ReplicationStream],
+        catalog: Callable[[], Any],
         *,
         slot: str,
         publication: str,
         tables: Optional[Sequence[str]] = None,
-        poll_interval: float = _WAL_POLL_S,
     ) -> None:
-        self._connect = connect
+        self._open_stream = stream
+        self._open_catalog = catalog
         self._slot = slot
         self._publication = publication
         self._tables = frozenset(tables) if tables is not None else None
-        self._poll_interval = poll_interval
         self._stop = threading.Event()  # set by stop(); also the thread's interruptible sleep
         self._thread: Optional[threading.Thread] = None
-        self._connection: Any = None  # used by the thread only
-        self.reads = 0  # successful polls, for tests that wait for the source to catch up
+        self._stream: Optional[ReplicationStream] = None  # used by the thread only
+        self._catalog: Any = None  # used by the thread only
+        self.starts = 0  # streams begun, for tests that wait for the source to be under way
         self.last_error: Optional[BaseException] = None
 
     def start(self, sink: Callable[[List[Change]], None]) -> None:
-        """Start the polling thread; ``sink`` gets each transaction's changes."""
+        """Start the streaming thread; ``sink`` gets each transaction's changes."""
         if self._thread is not None:
             raise HarnessError("the WAL source is already started")
         self._stop.clear()
@@ -775,7 +780,7 @@ class WalSource:
         self._thread.start()
 
     def stop(self, timeout: float = 10.0) -> None:
-        """Stop polling and close the connection; idempotent."""
+        """Stop streaming and close the connections; idempotent."""
         self._stop.set()
         thread, self._thread = self._thread, None
         if thread is not None:
@@ -784,55 +789,94 @@ class WalSource:
                 _LOGGER.warning("the WAL thread did not stop within %.0f s", timeout)
 
     def _run(self, sink: Callable[[List[Change]], None]) -> None:
-        decoder = Decoder(primary_key=self._primary_key)
         try:
             while not self._stop.is_set():
                 try:
-                    self._poll(decoder, sink)
+                    self._follow(sink)
                 except Exception as error:
                     self.last_error = error
                     _LOGGER.warning(
-                        "reading slot %s failed; reconnecting in %.1f s",
+                        "streaming slot %s failed; reconnecting in %.1f s",
                         self._slot,
                         _WAL_RETRY_S,
                         exc_info=True,
                     )
                     self._close()
-                    # A half-read transaction is gone with the connection: start clean.
-                    decoder = Decoder(primary_key=self._primary_key)
                     self._stop.wait(_WAL_RETRY_S)
-                    continue
-                self._stop.wait(self._poll_interval)
         finally:
             self._close()
 
-    def _poll(self, decoder: Decoder, sink: Callable[[List[Change]], None]) -> None:
-        if self._connection is None:
-            self._connection = self._connect()
-            for statement in _SESSION_SETTINGS:
-                self._connection.run(statement)
-        rows = self._connection.run(_CHANGES_SQL, slot=self._slot, publication=self._publication)
-        self.reads += 1
-        for _lsn, _xid, data in rows:
-            changes = decoder.feed(bytes(data))
-            if self._tables is not None:
-                changes = [
-                    c for c in changes if "%s.%s" % (c.relation.namespace, c.relation.name) in self._tables
-                ]
-            if changes:
-                sink(changes)
+    def _follow(self, sink: Callable[[List[Change]], None]) -> None:
+        """Stream until stopped; raises when the stream breaks."""
+        # A transaction cut off with a broken stream comes again whole: start clean.
+        decoder = Decoder(primary_key=self._primary_key)
+        self._stream = stream = self._open_stream()
+        stream.start(self._slot, self._publication)
+        self.starts += 1
+        consumed = 0  # the WAL position up to which everything was handed out
+        in_transaction = False
+        confirmed_at = time.monotonic()
+        while not self._stop.is_set():
+            message = stream.read(_READ_TIMEOUT_S)
+            reply = False
+            if isinstance(message, XLogData):
+                kind = message.data[:1]
+                in_transaction = kind != b"C" and (in_transaction or kind == b"B")
+                changes = decoder.feed(message.data)
+                if self._tables is not None:
+                    changes = [
+                        c
+                        for c in changes
+                        if "%s.%s" % (c.relation.namespace, c.relation.name) in self._tables
+                    ]
+                if changes:
+                    sink(changes)
+                if kind == b"C":
+                    consumed = max(consumed, _commit_end(message.data))
+            elif isinstance(message, Keepalive):
+                reply = message.reply_requested
+                if not in_transaction:
+                    consumed = max(consumed, message.wal_end)
+            # Nothing is confirmed before the first position is known: a status
+            # update must never move the slot back.
+            if consumed and (reply or time.monotonic() - confirmed_at >= _STATUS_INTERVAL_S):
+                stream.confirm(consumed)
+                confirmed_at = time.monotonic()
 
     def _primary_key(self, relation: Relation) -> Optional[List[str]]:
-        rows = self._connection.run(_PRIMARY_KEY_SQL, relid=str(relation.relation_id))
+        if self._catalog is None:
+            self._catalog = self._open_catalog()
+        rows = self._catalog.run(_PRIMARY_KEY_SQL, relid=str(relation.relation_id))
         return [str(row[0]) for row in rows] or None
 
     def _close(self) -> None:
-        connection, self._connection = self._connection, None
-        if connection is not None:
-            try:
-                connection.close()
-            except Exception:
-                _LOGGER.debug("closing the slot connection failed", exc_info=True)
+        stream, self._stream = self._stream, None
+        catalog, self._catalog = self._catalog, None
+        for connection in (stream, catalog):
+            if connection is not None:
+                try:
+                    connection.close()
+                except Exception:
+                    _LOGGER.debug("closing a slot connection failed", exc_info=True)
+
+
+def _commit_end(data: bytes) -> int:
+    """The end of the transaction a pgoutput Commit message closes."""
+    _flags, _commit_lsn, end_lsn, _time = struct.unpack_from(">bQQq", data, 1)
+    return int(end_lsn)
+
+
+def _stream_connect(cluster: PostgresCluster, user: str) -> Callable[[], ReplicationStream]:
+    def connect() -> ReplicationStream:
+        return ReplicationStream.connect(
+            cluster.host,
+            cluster.port,
+            user,
+            cluster.dbname,
+            settings={"application_name": "sequin-double", **_SESSION_SETTINGS},
+        )
+
+    return connect
 
 
 def _pg8000_connect(cluster: PostgresCluster, user: str, password: str) -> Callable[[], Any]:
@@ -848,7 +892,7 @@ def _pg8000_connect(cluster: PostgresCluster, user: str, password: str) -> Calla
             host=cluster.host,
             port=cluster.port,
             database=cluster.dbname,
-            application_name="sequin-double",
+            application_name="sequin-double-catalog",
             timeout=30,
         )
 
@@ -890,7 +934,11 @@ def start_sequin_server(
         The running server; stop it (or use it as a context manager).
     """
     source = WalSource(
-        _pg8000_connect(cluster, cdc_user, cdc_password), slot=slot, publication=publication, tables=tables
+        _stream_connect(cluster, cdc_user),
+        _pg8000_connect(cluster, cdc_user, cdc_password),
+        slot=slot,
+        publication=publication,
+        tables=tables,
     )
     database = DatabaseInfo(cluster.dbname, cluster.dbname, cluster.host)
     server = SequinServer(

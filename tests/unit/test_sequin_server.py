@@ -18,6 +18,7 @@ import requests
 
 from harness import sequin_server as ss
 from harness.pgoutput import Change, Column, Relation
+from harness.replication import Keepalive, XLogData
 
 TOKEN = "unit-token-0123"
 CONSUMER = "camunda-ext-tasks"
@@ -674,30 +675,49 @@ def _pg_micros(moment: dt.datetime) -> int:
     return (moment - dt.datetime(2000, 1, 1, tzinfo=dt.timezone.utc)) // dt.timedelta(microseconds=1)
 
 
-class FakeConnection:
-    """Answers the source's SQL like PostgreSQL would, from scripted slot rows."""
+class FakeStream:
+    """A replication stream that hands out scripted messages, then nothing."""
 
-    def __init__(self, batches: List[List[bytes]]) -> None:
-        self.batches = batches
-        self.statements: List[str] = []
+    def __init__(self, messages: List[Any], fail_start: bool = False) -> None:
+        self.messages = list(messages)
+        self.fail_start = fail_start
+        self.started = threading.Event()
+        self.confirmed = threading.Event()
+        self.confirms: List[int] = []
         self.closed = False
 
-    def run(self, sql: str, **params: Any) -> List[List[Any]]:
-        self.statements.append(sql)
-        if "pg_logical_slot_get_binary_changes" in sql:
-            assert params == {"slot": "slot_x", "publication": "pub_x"}
-            rows = self.batches.pop(0) if self.batches else []
-            return [["0/1", "700", data] for data in rows]
-        if "pg_index" in sql:
-            assert params == {"relid": "16394"}
-            return [["id_"]]
-        return []
+    def start(self, slot: str, publication: str) -> None:
+        assert (slot, publication) == ("slot_x", "pub_x")
+        if self.fail_start:
+            raise OSError("connection reset")
+        self.started.set()
+
+    def read(self, timeout: float) -> Any:
+        return self.messages.pop(0) if self.messages else None
+
+    def confirm(self, lsn: int) -> None:
+        self.confirms.append(lsn)
+        self.confirmed.set()
 
     def close(self) -> None:
         self.closed = True
 
 
-def test_wal_source_feeds_decoded_changes(http: requests.Session) -> None:
+class FakeCatalog:
+    """Answers the primary-key lookup like PostgreSQL would."""
+
+    def __init__(self) -> None:
+        self.closed = False
+
+    def run(self, sql: str, **params: Any) -> List[List[Any]]:
+        assert "pg_index" in sql and params == {"relid": "16394"}
+        return [["id_"]]
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def test_wal_source_feeds_decoded_changes_and_confirms_whole_transactions(http: requests.Session) -> None:
     columns = b"".join(
         struct.pack(">b", 1) + _wire_string(name) + struct.pack(">Ii", oid, -1)
         for name, oid in [("id_", 1043), ("rev_", 23)]
@@ -708,27 +728,29 @@ def test_wal_source_feeds_decoded_changes(http: requests.Session) -> None:
     relation += struct.pack(">h", 2) + columns
     row = struct.pack(">h", 2) + b"t" + struct.pack(">i", 3) + b"t-1" + b"t" + struct.pack(">i", 1) + b"1"
     micros = _pg_micros(COMMIT_TIME)
-    batches = [
+    stream = FakeStream(
         [
-            b"B" + struct.pack(">QqI", 4242, micros, 700),
-            relation,
-            b"I" + struct.pack(">I", 16394) + b"N" + row,
-        ],
-        [b"C" + struct.pack(">bQQq", 0, 4242, 4300, micros)],
-    ]
-    connection = FakeConnection(batches)
-    source = ss.WalSource(lambda: connection, slot="slot_x", publication="pub_x", poll_interval=0.005)
+            XLogData(4000, b"B" + struct.pack(">QqI", 4242, micros, 700)),
+            XLogData(4010, relation),
+            XLogData(4020, b"I" + struct.pack(">I", 16394) + b"N" + row),
+            # Mid-transaction, the server's WAL end is not everything consumed yet.
+            Keepalive(9999, reply_requested=True),
+            XLogData(4242, b"C" + struct.pack(">bQQq", 0, 4242, 4300, micros)),
+            Keepalive(4400, reply_requested=True),
+        ]
+    )
+    catalog = FakeCatalog()
+    source = ss.WalSource(lambda: stream, lambda: catalog, slot="slot_x", publication="pub_x")
 
     with ss.SequinServer(token=TOKEN, source=source) as server:
-        deadline = time.monotonic() + 5
-        while server.pending() == 0 and time.monotonic() < deadline:
-            time.sleep(0.01)
+        assert stream.confirmed.wait(5), "the source confirmed nothing"
         assert [t.name for t in threading.enumerate()].count(ss.WAL_THREAD_NAME) == 1
         data = receive(http, server)
 
-    assert connection.closed
-    assert any("TimeZone" in s for s in connection.statements)
+    assert stream.closed and catalog.closed
     assert [t for t in threading.enumerate() if t.name == ss.WAL_THREAD_NAME] == []
+    assert 9999 not in stream.confirms
+    assert stream.confirms[0] == 4400  # asked for after the commit: the idle server's WAL end
     (item,) = data
     assert item["data"]["record"] == {"id_": "t-1", "rev_": 1}
     assert item["data"]["metadata"]["commit_lsn"] == 4242
@@ -736,29 +758,23 @@ def test_wal_source_feeds_decoded_changes(http: requests.Session) -> None:
 
 
 def test_wal_source_reconnects_after_a_failure() -> None:
-    calls: List[FakeConnection] = []
+    streams = [FakeStream([], fail_start=True), FakeStream([])]
+    opened: List[FakeStream] = []
 
-    class Broken(FakeConnection):
-        def run(self, sql: str, **params: Any) -> List[List[Any]]:
-            raise OSError("connection reset")
+    def connect() -> FakeStream:
+        opened.append(streams[len(opened)])
+        return opened[-1]
 
-    def connect() -> FakeConnection:
-        made = Broken([]) if not calls else FakeConnection([])
-        calls.append(made)
-        return made
-
-    source = ss.WalSource(connect, slot="slot_x", publication="pub_x", poll_interval=0.005)
+    source = ss.WalSource(connect, FakeCatalog, slot="slot_x", publication="pub_x")
     source.start(lambda changes: None)
     try:
-        deadline = time.monotonic() + 5
-        while source.reads == 0 and time.monotonic() < deadline:
-            time.sleep(0.01)
+        assert streams[1].started.wait(5), "no second stream"
     finally:
         source.stop()
 
-    assert source.reads > 0
+    assert source.starts == 1
     assert isinstance(source.last_error, OSError)
-    assert calls[0].closed
+    assert streams[0].closed and streams[1].closed
 
 
 def test_a_consumer_that_resets_its_connection_prints_no_traceback(
