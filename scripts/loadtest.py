@@ -282,7 +282,9 @@ def measure_client(
         progress = loan_granting.Progress(args.instances)
         started = time.monotonic()
         try:
-            ids = loan_granting.start_instances(admin, args.instances, concurrency=args.concurrency)
+            ids = loan_granting.start_instances(
+                admin, args.instances, concurrency=args.concurrency, rate=args.rate
+            )
             finished = loan_granting.wait_for_instances(admin, ids, timeout=args.timeout, progress=progress)
         finally:
             progress.close()
@@ -488,13 +490,14 @@ def markdown(report: Dict[str, Any]) -> str:
     if report.get("results"):
         lines.append(
             "%d loan-granting instances (%d tasks each) per client, engine on %s, max_tasks %d, "
-            "submission concurrency %d; machine: %s, %s CPUs, %.0f GiB"
+            "submission concurrency %d%s; machine: %s, %s CPUs, %.0f GiB"
             % (
                 params["instances"],
                 loan_granting.TASKS_PER_INSTANCE,
                 params["database"],
                 params["max_tasks"],
                 params["concurrency"],
+                ", started at %g instances/s" % params["rate"] if params.get("rate") else "",
                 host["cpu_model"],
                 host["nproc"],
                 host["memory_gib"],
@@ -587,6 +590,12 @@ def main(argv: Optional[List[str]] = None) -> int:
     )
     parser.add_argument("--max-tasks", type=int, default=20, help="handler slots of the client (default 20)")
     parser.add_argument("--concurrency", type=int, default=8, help="instance starts in flight (default 8)")
+    parser.add_argument(
+        "--rate",
+        type=float,
+        help="start this many instances per second (default: as fast as they are taken); a load "
+        "the client keeps up with makes pickup latency the time to learn of a task, not queueing",
+    )
     parser.add_argument("--timeout", type=float, default=900, help="seconds to wait for the instances")
     where = parser.add_mutually_exclusive_group()
     where.add_argument("--h2", action="store_true", help="run the engine on H2 instead of PostgreSQL")
@@ -611,6 +620,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         parser.error("--idle takes 1 to 3600 seconds")
     if not 1 <= args.rounds <= 20:
         parser.error("--rounds takes 1 to 20")
+    if args.rate is not None and not 0 < args.rate <= 1000:
+        parser.error("--rate takes more than 0 and at most 1000 instances per second")
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING)
     pypi = None
     if any(c.startswith("pypi") for c in args.clients):
@@ -622,6 +633,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             "clients": args.clients,
             "max_tasks": args.max_tasks,
             "concurrency": args.concurrency,
+            "rate": args.rate,
             "rounds": args.rounds,
             "timeout": args.timeout,
             "warm_up": args.warm_up,
@@ -647,7 +659,7 @@ def main(argv: Optional[List[str]] = None) -> int:
                     "Warm-up: %d instances through %s (not reported) ..." % (args.warm_up, args.clients[0]),
                     file=sys.stderr,
                 )
-                warm = argparse.Namespace(**{**vars(args), "instances": args.warm_up})
+                warm = argparse.Namespace(**{**vars(args), "instances": args.warm_up, "rate": None})
                 run_client(args.clients[0], warm, setup, pypi, logs, settle=True)
             if args.idle is not None:
                 report["idle"] = run_idle(args.clients[0], args, setup, pypi, logs)

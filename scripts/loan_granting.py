@@ -57,15 +57,25 @@ def deploy(client: Client) -> str:
     return client.deploy("loan-granting", [BPMN], enable_duplicate_filtering=True).id
 
 
-def start_instances(client: Client, count: int, *, concurrency: int = 8) -> List[str]:
-    """Start ``count`` instances with at most ``concurrency`` requests at a time."""
+def start_instances(
+    client: Client, count: int, *, concurrency: int = 8, rate: Optional[float] = None
+) -> List[str]:
+    """Start ``count`` instances with at most ``concurrency`` requests at a time.
+
+    With ``rate``, instance ``n`` is started no earlier than ``n / rate`` seconds
+    after the first: a steady load instead of all at once.
+    """
+    began = time.monotonic()
     with concurrent.futures.ThreadPoolExecutor(concurrency, thread_name_prefix="starter") as pool:
-        futures = [
-            pool.submit(
-                lambda n: client.start_process_instance(PROCESS_KEY, business_key="loan-%d" % n).id, n
+        futures = []
+        for n in range(count):
+            if rate:
+                time.sleep(max(0.0, began + n / rate - time.monotonic()))
+            futures.append(
+                pool.submit(
+                    lambda n: client.start_process_instance(PROCESS_KEY, business_key="loan-%d" % n).id, n
+                )
             )
-            for n in range(count)
-        ]
         return [future.result() for future in futures]
 
 

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import datetime
-from typing import Any, Dict
+from typing import Any, Dict, List
 
 import benchkit
 import loadtest
+import loan_granting
 
 
 def run(client: str, number: int, **figures: Any) -> Dict[str, Any]:
@@ -129,3 +130,45 @@ def test_task_stats_count_a_completion_after_the_lock_expired_as_a_stall() -> No
     assert figures["worst_overrun_seconds"] >= 2.0
     (pickup,) = figures["pickup_seconds"]
     assert 3.0 <= pickup < 60.0
+
+
+class PacedClock:
+    """Stands in for the ``time`` module: ``sleep`` moves the clock instead of waiting."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+        self.sleeps: List[float] = []
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
+class Starter:
+    """A client that starts instances at once."""
+
+    def start_process_instance(self, key: str, business_key: str) -> Any:
+        return type("Instance", (), {"id": "pi-" + business_key})()
+
+
+def test_a_rate_spreads_the_instance_starts_over_time(monkeypatch) -> None:
+    clock = PacedClock()
+    monkeypatch.setattr(loan_granting, "time", clock)
+
+    ids = loan_granting.start_instances(Starter(), 5, concurrency=1, rate=2.0)  # type: ignore[arg-type]
+
+    assert ids == ["pi-loan-%d" % n for n in range(5)]
+    # Each start waits for its turn: 0.5 s apart at 2 instances/s.
+    assert clock.sleeps == [0.0, 0.5, 0.5, 0.5, 0.5]
+
+
+def test_without_a_rate_every_instance_is_started_at_once(monkeypatch) -> None:
+    clock = PacedClock()
+    monkeypatch.setattr(loan_granting, "time", clock)
+
+    assert len(loan_granting.start_instances(Starter(), 5, concurrency=2)) == 5  # type: ignore[arg-type]
+
+    assert clock.sleeps == []
