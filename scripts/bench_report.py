@@ -85,18 +85,7 @@ def load_tables(report: Dict[str, Any]) -> str:
     params = report["parameters"]
     parts = []
     if report.get("results"):
-        parts.append(
-            "%d loan-granting instances (%d external tasks each) per client on %s, max_tasks/threads %d, "
-            "%d instance starts in flight, %d warm-up instances first (not reported)."
-            % (
-                params["instances"],
-                loadtest.loan_granting.TASKS_PER_INSTANCE,
-                params["database"],
-                params["max_tasks"],
-                params["concurrency"],
-                params.get("warm_up", 0),
-            )
-        )
+        parts.append(loadtest.describe(params))
         parts.append(
             benchkit.rst_table(
                 [title for _, title in loadtest.COLUMNS], loadtest.table_rows(report["results"])

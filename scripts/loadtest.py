@@ -484,24 +484,30 @@ def target_rows(report: Dict[str, Any]) -> List[List[Any]]:
     return [[t["target"], t["measured"], "met" if t["met"] else "MISSED"] for t in report["targets"]]
 
 
+def describe(params: Dict[str, Any]) -> str:
+    """One sentence on what each run of a report did."""
+    return (
+        "%d loan-granting instances (%d external tasks each) per client on %s, max_tasks/threads %d, "
+        "%d instance starts in flight%s, %d warm-up instances first (not reported)."
+        % (
+            params["instances"],
+            loan_granting.TASKS_PER_INSTANCE,
+            params["database"],
+            params["max_tasks"],
+            params["concurrency"],
+            ", started at %g instances/s" % params["rate"] if params.get("rate") else "",
+            params.get("warm_up", 0),
+        )
+    )
+
+
 def markdown(report: Dict[str, Any]) -> str:
     params, host = report["parameters"], report["machine"]
     lines = []
     if report.get("results"):
         lines.append(
-            "%d loan-granting instances (%d tasks each) per client, engine on %s, max_tasks %d, "
-            "submission concurrency %d%s; machine: %s, %s CPUs, %.0f GiB"
-            % (
-                params["instances"],
-                loan_granting.TASKS_PER_INSTANCE,
-                params["database"],
-                params["max_tasks"],
-                params["concurrency"],
-                ", started at %g instances/s" % params["rate"] if params.get("rate") else "",
-                host["cpu_model"],
-                host["nproc"],
-                host["memory_gib"],
-            )
+            "%s Machine: %s, %s CPUs, %.0f GiB."
+            % (describe(params), host["cpu_model"], host["nproc"], host["memory_gib"])
         )
         lines += ["", benchkit.markdown_table([title for _, title in COLUMNS], table_rows(report["results"]))]
         if params.get("rounds", 1) > 1:

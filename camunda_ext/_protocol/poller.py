@@ -133,18 +133,21 @@ class Poller(RoundLoop):
         )
         return tasks, locked_at
 
+    def reserve(self, most: Optional[int] = None) -> int:
+        """Reserve free slots (up to ``most``) for a fetch, waiting until one is free; 0 if closed."""
+        if self._backlog is not None and self._backlog.is_set():
+            # Under a backlog, a moment's wait lets one fetch serve several slots
+            # that free up together: fewer, larger fetches cost the engine less.
+            return self._flow.reserve(most, gather=self._flow.capacity // 2, linger=_BACKLOG_LINGER)
+        return self._flow.reserve(most)
+
     def poll_once(self) -> float:
         """One round: reserve, fetch, dispatch.
 
         Returns:
             Seconds to wait before the next round.
         """
-        if self._backlog is not None and self._backlog.is_set():
-            # Under a backlog, a moment's wait lets one fetch serve several slots
-            # that free up together: fewer, larger fetches cost the engine less.
-            reserved = self._flow.reserve(gather=self._flow.capacity // 2, linger=_BACKLOG_LINGER)
-        else:
-            reserved = self._flow.reserve()
+        reserved = self.reserve()
         if reserved == 0:
             return 0.0  # closed: the loop sees the stop event
         try:

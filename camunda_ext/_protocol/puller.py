@@ -109,7 +109,11 @@ class Puller(RoundLoop):
     def pull_once(self) -> float:
         """One round: receive, sort, act, ack. Returns seconds to wait before the next."""
         # Ask for no more events than free slots: each may become a task to run.
-        reserved = self._flow.reserve(self._max_batch_size)
+        if self._mode == WAKE:
+            # The slots are for a fetch: under a backlog it gathers them as the pollers do.
+            reserved = self._wake_poller.reserve(self._max_batch_size)
+        else:
+            reserved = self._flow.reserve(self._max_batch_size)
         if reserved == 0:
             return 0.0  # closed: the loop sees the stop event
         try:

@@ -19,6 +19,7 @@ import responses
 from responses.matchers import json_params_matcher, query_param_matcher
 
 from camunda_ext import AuthenticationError, AuthorizationError, Client
+from camunda_ext._protocol import poller as poller_module
 from camunda_ext._protocol.backoff import Backoff
 from camunda_ext._protocol.dispatch import Dispatcher
 from camunda_ext._protocol.flow_control import FlowController
@@ -278,9 +279,9 @@ class SpyFlow(FlowController):
         self.asked = threading.Event()  # set when reserve() is entered
         self.reached: Dict[int, threading.Event] = collections.defaultdict(threading.Event)
 
-    def reserve(self, most: Optional[int] = None, timeout: Optional[float] = None) -> int:
+    def reserve(self, most: Optional[int] = None, timeout: Optional[float] = None, **gathering: Any) -> int:
         self.asked.set()
-        return super().reserve(most, timeout)
+        return super().reserve(most, timeout, **gathering)
 
     def release(self, count: int = 1) -> None:
         super().release(count)
@@ -339,6 +340,7 @@ class Parts:
             "notify": subscription("notify", self.handlers, lock_duration=30_000),
         }
         self.flow = SpyFlow(settings.max_tasks)
+        self.backlog = threading.Event()  # set while wake fetches come back full
         # The leaser thread is not started: locks are tracked, not extended.
         self.leaser = Leaser(client, self.metrics, clock, jitter)
         self.reporter = Reporter(
@@ -366,6 +368,7 @@ class Parts:
             self.on_fatal,
             async_response_timeout=None,
             name="camunda-ext-wake",
+            backlog=self.backlog,
         )
         self.puller = Puller(
             sequin,
@@ -774,6 +777,25 @@ def test_wake_mode_fetches_the_events_topics_runs_the_tasks_and_then_acks(make_p
     calls = paths(api)
     assert calls.index("POST /external-task/fetchAndLock") < calls.index("POST sequin:/ack")
     assert not [call for call in calls if call.endswith("/lock")]
+
+
+def test_under_a_backlog_wake_mode_waits_a_moment_for_more_free_slots(make_parts, api, monkeypatch) -> None:
+    # A long linger is only a hang guard here: the wait ends when the slots are back.
+    monkeypatch.setattr(poller_module, "_BACKLOG_LINGER", WAIT)
+    parts = make_parts(mode=WAKE, settings=WorkerSettings(max_tasks=6, poll_interval=0.25))
+    parts.backlog.set()  # the last wake fetch came back full
+    parts.flow.reserve(most=5)  # five handlers busy, one slot free
+    releaser = threading.Timer(0.01, parts.flow.release, args=(2,))  # two handlers end just after
+    expect_receive(api, [], batch=3)
+
+    releaser.start()
+    try:
+        parts.puller.pull_once()
+    finally:
+        releaser.join()
+
+    # One receive (and so one fetch) for the three slots, not one for the first and another for the rest.
+    assert bodies(api, "/receive") == [{"max_batch_size": 3, "wait_for": 20_000}]
 
 
 def test_wake_mode_fetches_once_for_all_topics_of_the_batch(make_parts, api) -> None:

@@ -388,13 +388,23 @@ def test_in_wake_mode_a_full_fetch_lets_the_extra_poller_fetch_without_an_event(
     api.add_callback(responses.POST, FETCH_URL, callback=fetch)
     for task_id in ("task-1", "task-2"):
         api.add(responses.POST, ENGINE + "/external-task/%s/complete" % task_id, status=204)
+    started = {task_id: threading.Event() for task_id in ("task-1", "task-2")}
     finish = threading.Event()
+
+    def score(task: Any, complete: Any, fail: Any) -> None:
+        started[task.id].set()
+        assert finish.wait(WAIT)
+        complete().execute()
+
     worker = make_worker(mode="wake", max_tasks=3, max_batch_size=2, fetch_concurrency=2)
-    worker.register_handler("score", lambda task, complete, fail: (finish.wait(WAIT), complete().execute()))
+    worker.register_handler("score", score)
     worker.register_handler("notify", noop)
 
     worker.start()
     wait(extra_fetch, "a fetch for the free slot while the wake fetch's tasks run")
+    wait(fake.acked, "the ack of the events the wake fetch served")
+    for task_id, event in started.items():
+        wait(event, "the handler of " + task_id)
     finish.set()
     worker.stop(WAIT)
 
