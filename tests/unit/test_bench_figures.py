@@ -94,6 +94,15 @@ def test_wake_mode_is_held_to_its_request_budget_and_to_the_rest_latency() -> No
     }
 
 
+def test_paced_runs_judge_no_throughput() -> None:
+    results = [run("rest", 1), run("pypi", 1)]
+
+    judged = [t["target"] for t in loadtest.targets(results, paced=True)]
+
+    assert not [text for text in judged if "tasks/s" in text]
+    assert [t["target"] for t in loadtest.targets(results) if "tasks/s" in t["target"]]
+
+
 def test_one_stall_in_any_run_fails_the_clean_run_target() -> None:
     runs = [run("rest", 1), run("pypi", 1), run("rest", 2, stalls=1), run("pypi", 2)]
     assert loadtest.targets(runs)[-1] == {
