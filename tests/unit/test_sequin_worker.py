@@ -420,12 +420,13 @@ def test_in_wake_mode_a_full_fetch_lets_the_extra_poller_fetch_without_an_event(
 
 def test_in_lock_mode_there_is_no_extra_poller(make_worker, api) -> None:
     swept = expect_sweep(api)
-    FakeSequin(first_after=swept).install(api)
+    fake = FakeSequin(first_after=swept).install(api)
     worker = make_worker(mode="lock", fetch_concurrency=3, max_batch_size=1)
     worker.register_handler("score", noop)
 
     worker.start()
     wait(swept, "the sweep")
+    wait(fake.received[1], "the first receive")
     names = sorted(t.name for t in threading.enumerate() if t.name.startswith("camunda-ext-"))
     worker.stop(WAIT)
 
