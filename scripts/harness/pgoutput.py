@@ -649,11 +649,18 @@ class Decoder:
         self._begin: Optional[Begin] = None
         # (action, relation, record, changes) of the open transaction.
         self._pending: List[Tuple[str, Relation, Dict[str, Any], Optional[Dict[str, Any]]]] = []
+        self.committed_through = 0
+        """The WAL position just past the last commit fed (0 before any)."""
 
     @property
     def relations(self) -> Dict[int, Relation]:
         """The relations described so far, by relation id."""
         return dict(self._relations)
+
+    @property
+    def in_transaction(self) -> bool:
+        """Whether a transaction has begun and not yet committed."""
+        return self._begin is not None
 
     def feed(self, data: bytes) -> List[Change]:
         """Decode one message.
@@ -742,4 +749,5 @@ class Decoder:
             for index, (action, relation, record, delta) in enumerate(self._pending)
         ]
         self._begin, self._pending = None, []
+        self.committed_through = max(self.committed_through, commit.end_lsn)
         return changes

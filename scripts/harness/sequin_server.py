@@ -30,7 +30,6 @@ import hmac
 import json
 import logging
 import re
-import struct
 import sys
 import threading
 import time
@@ -818,14 +817,11 @@ class WalSource:
         stream.start(self._slot, self._publication)
         self.starts += 1
         consumed = 0  # the WAL position up to which everything was handed out
-        in_transaction = False
         confirmed_at = time.monotonic()
         while not self._stop.is_set():
             message = stream.read(_READ_TIMEOUT_S)
             reply = False
             if isinstance(message, XLogData):
-                kind = message.data[:1]
-                in_transaction = kind != b"C" and (in_transaction or kind == b"B")
                 changes = decoder.feed(message.data)
                 if self._tables is not None:
                     changes = [
@@ -835,11 +831,10 @@ class WalSource:
                     ]
                 if changes:
                     sink(changes)
-                if kind == b"C":
-                    consumed = max(consumed, _commit_end(message.data))
+                consumed = max(consumed, decoder.committed_through)
             elif isinstance(message, Keepalive):
                 reply = message.reply_requested
-                if not in_transaction:
+                if not decoder.in_transaction:
                     consumed = max(consumed, message.wal_end)
             # Nothing is confirmed before the first position is known: a status
             # update must never move the slot back.
@@ -862,12 +857,6 @@ class WalSource:
                     connection.close()
                 except Exception:
                     _LOGGER.debug("closing a slot connection failed", exc_info=True)
-
-
-def _commit_end(data: bytes) -> int:
-    """The end of the transaction a pgoutput Commit message closes."""
-    _flags, _commit_lsn, end_lsn, _time = struct.unpack_from(">bQQq", data, 1)
-    return int(end_lsn)
 
 
 def _stream_connect(cluster: PostgresCluster, user: str) -> Callable[[], ReplicationStream]:

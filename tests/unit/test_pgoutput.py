@@ -381,6 +381,17 @@ def test_transactions_are_numbered_separately() -> None:
     assert [(c.commit_lsn, c.commit_idx) for c in first + second] == [(10, 0), (30, 0), (30, 1)]
 
 
+def test_the_decoder_knows_whether_a_transaction_is_open_and_where_the_last_one_ended() -> None:
+    decoder = Decoder()
+    assert (decoder.in_transaction, decoder.committed_through) == (False, 0)
+
+    feed_all(decoder, [begin(10, 1), relation(TASK_COLUMNS), insert(ROW_V1)])
+    assert (decoder.in_transaction, decoder.committed_through) == (True, 0)
+
+    feed_all(decoder, [commit(10, 20)])
+    assert (decoder.in_transaction, decoder.committed_through) == (False, 20)
+
+
 def test_a_change_to_an_unknown_relation_is_an_error() -> None:
     decoder = Decoder()
     decoder.feed(begin(1, 1))
