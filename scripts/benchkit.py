@@ -9,7 +9,8 @@
 - :class:`CountingProxy`: an HTTP/1.1 reverse proxy on loopback that counts each
   request by method and path pattern, with the status codes of the answers, for
   any client (ours, the PyPI client, Sequin consumers).
-- Machine facts, Markdown tables, and the throw-away virtualenv of the PyPI client.
+- Machine facts, the CPU time of another process's threads, Markdown tables, and
+  the throw-away virtualenv of the PyPI client.
 
 This module must stay importable by any Python 3.9+ without third-party packages:
 the PyPI client's child runs in a virtualenv that has no camunda_ext.
@@ -536,6 +537,38 @@ def machine() -> Dict[str, Any]:
         "python": platform.python_version(),
         "platform": platform.platform(),
     }
+
+
+#: HotSpot's JIT compiler threads, by their names in /proc (cut to 15 characters there).
+JIT_THREADS = ("C1 CompilerThre", "C2 CompilerThre")
+
+
+def thread_cpu_seconds(pid: int) -> Dict[str, float]:
+    """User plus system CPU seconds of a process's threads, summed by thread name.
+
+    Empty where /proc is missing or the process is gone. A thread that ended is
+    not counted, so compare snapshots of long-lived thread pools only.
+    """
+    ticks = os.sysconf("SC_CLK_TCK")
+    totals: Dict[str, float] = collections.defaultdict(float)
+    try:
+        threads = list(Path("/proc/%d/task" % pid).iterdir())
+    except OSError:
+        return {}
+    for thread in threads:
+        try:
+            name = (thread / "comm").read_text().strip()
+            # The name may hold spaces and parentheses; the fields follow the last ")".
+            fields = (thread / "stat").read_text().rpartition(")")[2].split()
+        except OSError:
+            continue  # the thread ended while we read
+        totals[name] += (int(fields[11]) + int(fields[12])) / ticks
+    return dict(totals)
+
+
+def cpu_spent(before: Dict[str, float], after: Dict[str, float]) -> Dict[str, float]:
+    """CPU seconds per thread name between two :func:`thread_cpu_seconds` snapshots."""
+    return {name: max(0.0, seconds - before.get(name, 0.0)) for name, seconds in after.items()}
 
 
 def rotated(names: Sequence[str], turn: int) -> List[str]:

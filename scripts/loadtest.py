@@ -75,12 +75,23 @@ WAKE_REQUESTS_PER_TASK = 1.15
 class Setup:
     """The engine (and Sequin) a run talks to, with what it takes to reach them."""
 
-    def __init__(self, url: str, auth: Optional[Tuple[str, str]], postgres: Any = None) -> None:
+    def __init__(
+        self,
+        url: str,
+        auth: Optional[Tuple[str, str]],
+        postgres: Any = None,
+        engine_pid: Optional[int] = None,
+    ) -> None:
         self.url = url
         self.auth = auth
         self.postgres = postgres
+        self.engine_pid = engine_pid  # of an engine of our own, whose threads' CPU we can read
         # Yields url, consumer and token for the length of one cdc run.
         self.sequin: Optional[Callable[[], ContextManager[Dict[str, str]]]] = None
+
+    def engine_threads(self) -> Dict[str, float]:
+        """CPU seconds of the engine's threads by name; empty for an engine not of our own."""
+        return benchkit.thread_cpu_seconds(self.engine_pid) if self.engine_pid is not None else {}
 
     def vacuum(self) -> None:
         """VACUUM ANALYZE the engine's database, so that every run starts from the same state."""
@@ -125,7 +136,7 @@ def engine_for(args: argparse.Namespace) -> Iterator[Setup]:
         postgres = None if args.h2 else stack.enter_context(start_postgres())
         print("Starting the engine (%s) ..." % ("H2" if args.h2 else "PostgreSQL"), file=sys.stderr)
         engine = stack.enter_context(start_engine(postgres=postgres))
-        setup = Setup(engine.url, engine.auth, postgres)
+        setup = Setup(engine.url, engine.auth, postgres, engine.pid)
         if any(c.startswith("cdc") for c in args.clients):
             setup.sequin = sequin_for(postgres)
         yield setup
@@ -280,6 +291,7 @@ def measure_client(
     try:
         child.expect("ready", 120)
         progress = loan_granting.Progress(args.instances)
+        engine_before = setup.engine_threads()
         started = time.monotonic()
         try:
             ids = loan_granting.start_instances(
@@ -289,6 +301,7 @@ def measure_client(
         finally:
             progress.close()
         wall = time.monotonic() - started
+        engine_after = setup.engine_threads()
         final = child.stop()
         if settle and not engine_proxy.wait_settled(SETTLE_TIMEOUT):
             print("the engine still holds a long poll of %s" % name, file=sys.stderr)
@@ -312,6 +325,9 @@ def measure_client(
     )
     requests = engine_proxy.snapshot()
     tasks = figures["tasks"]
+    engine_spent = benchkit.cpu_spent(engine_before, engine_after)
+    engine_cpu = sum(engine_spent.values())
+    jit_cpu = sum(engine_spent.get(name, 0.0) for name in benchkit.JIT_THREADS)
     figures.update(
         client=name,
         all_finished=finished,
@@ -327,6 +343,8 @@ def measure_client(
         client_cpu_seconds=round(final["cpu"], 3),
         client_cpu_per_1000_tasks=round(final["cpu"] / tasks * 1000, 3) if tasks else None,
         peak_rss_mib=round(final["peak_rss_mib"], 1),
+        engine_cpu_per_1000_tasks=round(engine_cpu / tasks * 1000, 2) if engine_cpu and tasks else None,
+        engine_jit_percent=round(100 * jit_cpu / engine_cpu, 1) if engine_cpu else None,
         timeline=[[round(start, 3), round(end, 3)] for start, end, _ in rows],
     )
     if sequin_proxy is not None:
@@ -403,8 +421,10 @@ COLUMNS = (
     ("report_retries", "report retries"),
     ("stalls", "stalls"),
     ("engine_requests_per_task", "requests/task"),
-    ("client_cpu_per_1000_tasks", "CPU s/1000 tasks"),
+    ("client_cpu_per_1000_tasks", "client CPU s/1000 tasks"),
     ("peak_rss_mib", "peak RSS MiB"),
+    ("engine_cpu_per_1000_tasks", "engine CPU s/1000 tasks"),
+    ("engine_jit_percent", "engine CPU in JIT %"),
 )
 
 
@@ -421,7 +441,8 @@ SUMMARY_COLUMNS = (
     ("latency_p99", "p99 s"),
     ("pickup_p50", "pickup p50 s"),
     ("engine_requests_per_task", "requests/task"),
-    ("client_cpu_per_1000_tasks", "CPU s/1000 tasks"),
+    ("client_cpu_per_1000_tasks", "client CPU s/1000 tasks"),
+    ("engine_cpu_per_1000_tasks", "engine CPU s/1000 tasks"),
     ("failures", "failures (all runs)"),
     ("stalls", "stalls (all runs)"),
 )
@@ -442,8 +463,10 @@ def summarize(results: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
             "pickup_p50",
             "engine_requests_per_task",
             "client_cpu_per_1000_tasks",
+            "engine_cpu_per_1000_tasks",
         ):
-            row[key] = round(statistics.median(r[key] or 0.0 for r in mine), 2)
+            measured = [r[key] for r in mine if r.get(key) is not None]
+            row[key] = round(statistics.median(measured), 2) if measured else None
         row["failures"] = sum(r["failures"] + r["report_errors"] for r in mine)
         row["stalls"] = sum(r["stalls"] for r in mine)
         row["all_finished"] = all(r["all_finished"] for r in mine)
@@ -482,7 +505,10 @@ def targets(results: List[Dict[str, Any]], *, paced: bool = False) -> List[Dict[
 
 
 def summary_rows(report: Dict[str, Any]) -> List[List[Any]]:
-    return [[row[key] for key, _ in SUMMARY_COLUMNS] for row in report["summary"]]
+    return [
+        [row[key] if row.get(key) is not None else "-" for key, _ in SUMMARY_COLUMNS]
+        for row in report["summary"]
+    ]
 
 
 def target_rows(report: Dict[str, Any]) -> List[List[Any]]:
@@ -493,7 +519,7 @@ def describe(params: Dict[str, Any]) -> str:
     """One sentence on what each run of a report did."""
     return (
         "%d loan-granting instances (%d external tasks each) per client on %s, max_tasks/threads %d, "
-        "%d instance starts in flight%s, %d warm-up instances first (not reported)."
+        "%d instance starts in flight%s, %d warm-up instances through %s first (not reported)."
         % (
             params["instances"],
             loan_granting.TASKS_PER_INSTANCE,
@@ -502,6 +528,8 @@ def describe(params: Dict[str, Any]) -> str:
             params["concurrency"],
             ", started at %g instances/s" % params["rate"] if params.get("rate") else "",
             params.get("warm_up", 0),
+            # Reports from before the warm-up went through every client say nothing of it.
+            "each client" if params.get("warm_up_each") else "the first client",
         )
     )
 
@@ -597,7 +625,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         "--warm-up",
         type=int,
         default=2000,
-        help="unreported instances through the first client first (default 2000)",
+        help="unreported instances through each client first (default 2000)",
     )
     parser.add_argument("--max-tasks", type=int, default=20, help="handler slots of the client (default 20)")
     parser.add_argument("--concurrency", type=int, default=8, help="instance starts in flight (default 8)")
@@ -648,6 +676,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             "rounds": args.rounds,
             "timeout": args.timeout,
             "warm_up": args.warm_up,
+            "warm_up_each": True,
             "database": database,
         },
         "machine": benchkit.machine(),
@@ -664,15 +693,18 @@ def main(argv: Optional[List[str]] = None) -> int:
                 if args.idle is None and setup.postgres is not None:  # only in a cluster of our own
                     park_instances(admin)
             if args.warm_up and args.idle is None:
-                # A cold engine slows whichever clients run first: after 1000 warm-up
-                # instances the first two runs were up to a third slower than later
-                # runs of the same client, after 2000 up to a fifth.
-                print(
-                    "Warm-up: %d instances through %s (not reported) ..." % (args.warm_up, args.clients[0]),
-                    file=sys.stderr,
-                )
+                # The engine's JIT compiler takes CPU from the runs until the engine code
+                # each client calls is compiled: a fifth of the engine's CPU in the first
+                # runs after 2000 instances through one client, and again at the first run
+                # of a client with other requests (PyPI: one fetch per task). Hence a
+                # warm-up through every client; each run reports the JIT's share.
                 warm = argparse.Namespace(**{**vars(args), "instances": args.warm_up, "rate": None})
-                run_client(args.clients[0], warm, setup, pypi, logs, settle=True)
+                for name in args.clients:
+                    print(
+                        "Warm-up: %d instances through %s (not reported) ..." % (args.warm_up, name),
+                        file=sys.stderr,
+                    )
+                    run_client(name, warm, setup, pypi, logs, settle=True)
             if args.idle is not None:
                 report["idle"] = run_idle(args.clients[0], args, setup, pypi, logs)
             runs = (

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import datetime
+import os
+import sys
+import threading
+import time
 from typing import Any, Dict, List
 
 import benchkit
 import loadtest
 import loan_granting
+import pytest
 
 
 def run(client: str, number: int, **figures: Any) -> Dict[str, Any]:
@@ -125,6 +132,58 @@ def test_summary_gives_medians_and_sums_failures_over_runs() -> None:
     assert row["failures"] == 3
     assert row["stalls"] == 4
     assert row["all_finished"] is False
+
+
+def test_a_figure_that_some_runs_lack_is_the_median_of_the_others() -> None:
+    runs = [
+        run("rest", 1, engine_cpu_per_1000_tasks=6.0),
+        run("rest", 2, engine_cpu_per_1000_tasks=None),  # an engine not of our own
+        run("rest", 3, engine_cpu_per_1000_tasks=8.0),
+        run("pypi", 1, engine_cpu_per_1000_tasks=None),
+    ]
+    rest, pypi = loadtest.summarize(runs)
+    assert rest["engine_cpu_per_1000_tasks"] == 7.0
+    assert pypi["engine_cpu_per_1000_tasks"] is None
+    assert (
+        loadtest.summary_rows({"summary": [pypi]})[0][
+            loadtest.SUMMARY_COLUMNS.index(("engine_cpu_per_1000_tasks", "engine CPU s/1000 tasks"))
+        ]
+        == "-"
+    )
+
+
+@pytest.mark.skipif(
+    not sys.platform.startswith("linux"), reason="thread names and CPU come from Linux's /proc"
+)
+def test_the_cpu_of_another_process_is_read_per_thread_name() -> None:
+    burnt = threading.Event()  # signals: the thread has spent its CPU and is still alive
+    release = threading.Event()  # signals: the snapshot is taken, the thread may end
+
+    def burn() -> None:
+        libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+        libc.prctl(15, b"cpu-burner", 0, 0, 0)  # PR_SET_NAME: the name /proc shows
+        end = time.thread_time() + 0.3
+        while time.thread_time() < end:
+            pass
+        burnt.set()
+        release.wait(10)
+
+    thread = threading.Thread(target=burn)
+    before = benchkit.thread_cpu_seconds(os.getpid())
+    thread.start()
+    try:
+        assert burnt.wait(10)
+        after = benchkit.thread_cpu_seconds(os.getpid())
+    finally:
+        release.set()
+        thread.join()
+    spent = benchkit.cpu_spent(before, after)
+    assert spent["cpu-burner"] >= 0.25
+    assert all(seconds >= 0 for seconds in spent.values())
+
+
+def test_cpu_of_a_process_that_is_gone_is_empty() -> None:
+    assert benchkit.thread_cpu_seconds(2**22 + 1) == {}  # above Linux's largest pid
 
 
 def test_task_stats_count_a_completion_after_the_lock_expired_as_a_stall() -> None:
