@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import datetime as _dt
+import itertools
 import json
 import os
 import platform
@@ -299,14 +300,18 @@ class CountingProxy:
     Each client connection gets its own upstream connection; requests and answers
     are relayed unchanged (keep-alive, chunked answers and long polls included).
     Requests are parsed only to be counted; answers only for their status codes.
+    Given several servers, it balances as a layer-4 load balancer in front of an
+    engine cluster does (a Kubernetes Service, for one): each new client
+    connection goes to the next server in turn, and all its requests with it.
 
     Args:
-        upstream_host: The server's host.
-        upstream_port: The server's port.
+        upstreams: The servers' ``(host, port)``, at least one.
     """
 
-    def __init__(self, upstream_host: str, upstream_port: int) -> None:
-        self._upstream = (upstream_host, upstream_port)
+    def __init__(self, *upstreams: Tuple[str, int]) -> None:
+        if not upstreams:
+            raise ValueError("the proxy needs a server to relay to")
+        self._upstreams = itertools.cycle(upstreams)  # advanced on the event loop's thread only
         # Guards the counters; held only for updates and snapshots.
         self._lock = threading.Lock()
         self._counts: collections.Counter[str] = collections.Counter()
@@ -393,7 +398,7 @@ class CountingProxy:
         self, client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter
     ) -> None:
         try:
-            upstream_reader, upstream_writer = await asyncio.open_connection(*self._upstream)
+            upstream_reader, upstream_writer = await asyncio.open_connection(*next(self._upstreams))
         except OSError:
             client_writer.close()
             return
@@ -564,6 +569,31 @@ def thread_cpu_seconds(pid: int) -> Dict[str, float]:
             continue  # the thread ended while we read
         totals[name] += (int(fields[11]) + int(fields[12])) / ticks
     return dict(totals)
+
+
+def process_tree_cpu_seconds(pid: int) -> Optional[float]:
+    """User plus system CPU seconds of a process and its children, ended ones included; None if it is gone.
+
+    For a server that forks a process per connection, such as PostgreSQL's postmaster:
+    the children it has reaped count through its ``cutime``/``cstime``.
+    """
+    ticks = os.sysconf("SC_CLK_TCK")
+
+    def stat(path: Path) -> Optional[List[str]]:
+        try:
+            return path.read_text().rpartition(")")[2].split()
+        except OSError:
+            return None
+
+    own = stat(Path("/proc/%d/stat" % pid))
+    if own is None:
+        return None
+    total = sum(int(field) for field in own[11:15])  # utime, stime, cutime, cstime
+    for path in Path("/proc").glob("[0-9]*/stat"):
+        fields = stat(path)
+        if fields is not None and int(fields[1]) == pid:  # a live child
+            total += int(fields[11]) + int(fields[12])
+    return total / ticks
 
 
 def cpu_spent(before: Dict[str, float], after: Dict[str, float]) -> Dict[str, float]:

@@ -19,17 +19,21 @@ client and the issue's targets as median per-round ratios. Reports wall time,
 instances/s, tasks/s, instance latency percentiles (engine history), failures,
 report retries, stalls (completed after the lock taken at fetch would have
 expired), engine requests per task (counted by the proxy), client CPU seconds per
-1,000 tasks and peak client RSS. ``--idle SECONDS`` instead measures the requests
-per minute of an idle client.
+1,000 tasks and peak client RSS, and for an engine and a PostgreSQL of our own
+their CPU per 1,000 tasks and the share of the engine's its JIT compiler took. ``--nodes N`` runs N engine nodes
+on the one database behind a balancing proxy, as a cluster is run. ``--idle
+SECONDS`` instead measures the requests per minute of an idle client.
 
     .venv/bin/python scripts/loadtest.py --instances 1000 --client rest,pypi --rounds 3 --json load.json
     .venv/bin/python scripts/loadtest.py --h2 --instances 20 --client rest        # smoke
     .venv/bin/python scripts/loadtest.py --h2 --idle 120                          # idle cost
+    .venv/bin/python scripts/loadtest.py --nodes 2 --rate 2 --client rest,cdc-wake  # a cluster
 """
 
 from __future__ import annotations
 
 import argparse
+import collections
 import contextlib
 import functools
 import logging
@@ -41,7 +45,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Callable, ContextManager, Dict, Iterator, List, Optional, Tuple
+from typing import Any, Callable, ContextManager, Dict, Iterator, List, Optional, Sequence, Tuple
 from urllib.parse import urlsplit
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -73,25 +77,41 @@ WAKE_REQUESTS_PER_TASK = 1.15
 
 
 class Setup:
-    """The engine (and Sequin) a run talks to, with what it takes to reach them."""
+    """The engine (and Sequin) a run talks to, with what it takes to reach them.
+
+    ``url`` is where the harness itself sends its requests (deployment, instance
+    starts, history); ``nodes`` are the engine nodes the clients are balanced over,
+    ``[url]`` for a single engine.
+    """
 
     def __init__(
         self,
         url: str,
         auth: Optional[Tuple[str, str]],
         postgres: Any = None,
-        engine_pid: Optional[int] = None,
+        engine_pids: Sequence[int] = (),
+        nodes: Optional[Sequence[str]] = None,
     ) -> None:
         self.url = url
         self.auth = auth
         self.postgres = postgres
-        self.engine_pid = engine_pid  # of an engine of our own, whose threads' CPU we can read
+        self.engine_pids = list(engine_pids)  # of engines of our own, whose threads' CPU we can read
+        self.nodes = list(nodes or [url])
         # Yields url, consumer and token for the length of one cdc run.
         self.sequin: Optional[Callable[[], ContextManager[Dict[str, str]]]] = None
 
     def engine_threads(self) -> Dict[str, float]:
-        """CPU seconds of the engine's threads by name; empty for an engine not of our own."""
-        return benchkit.thread_cpu_seconds(self.engine_pid) if self.engine_pid is not None else {}
+        """CPU seconds of the engines' threads by name, summed over nodes; empty for engines not of our own."""
+        totals: Dict[str, float] = collections.defaultdict(float)
+        for pid in self.engine_pids:
+            for name, seconds in benchkit.thread_cpu_seconds(pid).items():
+                totals[name] += seconds
+        return dict(totals)
+
+    def database_cpu(self) -> Optional[float]:
+        """CPU seconds of our PostgreSQL, every backend and worker included; None without one."""
+        pid = self.postgres.pid if self.postgres is not None else None
+        return benchkit.process_tree_cpu_seconds(pid) if pid is not None else None
 
     def vacuum(self) -> None:
         """VACUUM ANALYZE the engine's database, so that every run starts from the same state."""
@@ -134,9 +154,23 @@ def engine_for(args: argparse.Namespace) -> Iterator[Setup]:
         return
     with contextlib.ExitStack() as stack:
         postgres = None if args.h2 else stack.enter_context(start_postgres())
-        print("Starting the engine (%s) ..." % ("H2" if args.h2 else "PostgreSQL"), file=sys.stderr)
-        engine = stack.enter_context(start_engine(postgres=postgres))
-        setup = Setup(engine.url, engine.auth, postgres, engine.pid)
+        print(
+            "Starting %s (%s) ..."
+            % (
+                "the engine" if args.nodes == 1 else "%d engine nodes" % args.nodes,
+                "H2" if args.h2 else "PostgreSQL",
+            ),
+            file=sys.stderr,
+        )
+        # One after the other: the first creates the schema, the others find it.
+        engines = [stack.enter_context(start_engine(postgres=postgres)) for _ in range(args.nodes)]
+        nodes = [engine.url for engine in engines]
+        url = nodes[0]
+        if len(nodes) > 1:
+            # The harness's own requests, instance starts included, are balanced too.
+            balancer, url = proxy_for(*nodes)
+            stack.callback(balancer.stop)
+        setup = Setup(url, engines[0].auth, postgres, [engine.pid for engine in engines], nodes)
         if any(c.startswith("cdc") for c in args.clients):
             setup.sequin = sequin_for(postgres)
         yield setup
@@ -193,13 +227,16 @@ def drain(sequin: Dict[str, str], *, rounds: int = 200) -> int:
     return drained
 
 
-def proxy_for(url: str) -> Tuple[benchkit.CountingProxy, str]:
-    """A started counting proxy in front of ``url`` and the URL to reach it by."""
-    parts = urlsplit(url)
-    if parts.scheme != "http" or not parts.hostname:
-        raise HarnessError("requests can be counted on http:// engines only, not %s" % parts.scheme)
-    proxy = benchkit.CountingProxy(parts.hostname, parts.port or 80).start()
-    return proxy, proxy.url(parts.path)
+def proxy_for(*urls: str) -> Tuple[benchkit.CountingProxy, str]:
+    """A started counting proxy balancing over ``urls`` (servers with the same path) and its URL."""
+    servers = []
+    for url in urls:
+        parts = urlsplit(url)
+        if parts.scheme != "http" or not parts.hostname:
+            raise HarnessError("requests can be counted on http:// engines only, not %s" % parts.scheme)
+        servers.append((parts.hostname, parts.port or 80))
+    proxy = benchkit.CountingProxy(*servers).start()
+    return proxy, proxy.url(urlsplit(urls[0]).path)
 
 
 def client_argv(
@@ -272,7 +309,7 @@ def measure_client(
 ) -> Dict[str, Any]:
     """:func:`run_client` once Sequin, when the client needs it, is there."""
     admin = Client(setup.url, "loadtest-setup", auth=setup.auth)
-    engine_proxy, engine_url = proxy_for(setup.url)
+    engine_proxy, engine_url = proxy_for(*setup.nodes)
     sequin_proxy = None
     env: Dict[str, str] = {}
     sequin_url = consumer = None
@@ -291,7 +328,7 @@ def measure_client(
     try:
         child.expect("ready", 120)
         progress = loan_granting.Progress(args.instances)
-        engine_before = setup.engine_threads()
+        engine_before, database_before = setup.engine_threads(), setup.database_cpu()
         started = time.monotonic()
         try:
             ids = loan_granting.start_instances(
@@ -301,7 +338,7 @@ def measure_client(
         finally:
             progress.close()
         wall = time.monotonic() - started
-        engine_after = setup.engine_threads()
+        engine_after, database_after = setup.engine_threads(), setup.database_cpu()
         final = child.stop()
         if settle and not engine_proxy.wait_settled(SETTLE_TIMEOUT):
             print("the engine still holds a long poll of %s" % name, file=sys.stderr)
@@ -328,6 +365,11 @@ def measure_client(
     engine_spent = benchkit.cpu_spent(engine_before, engine_after)
     engine_cpu = sum(engine_spent.values())
     jit_cpu = sum(engine_spent.get(name, 0.0) for name in benchkit.JIT_THREADS)
+    database_cpu = (
+        database_after - database_before
+        if database_before is not None and database_after is not None
+        else None
+    )
     figures.update(
         client=name,
         all_finished=finished,
@@ -345,6 +387,9 @@ def measure_client(
         peak_rss_mib=round(final["peak_rss_mib"], 1),
         engine_cpu_per_1000_tasks=round(engine_cpu / tasks * 1000, 2) if engine_cpu and tasks else None,
         engine_jit_percent=round(100 * jit_cpu / engine_cpu, 1) if engine_cpu else None,
+        database_cpu_per_1000_tasks=round(database_cpu / tasks * 1000, 2)
+        if database_cpu is not None and tasks
+        else None,
         timeline=[[round(start, 3), round(end, 3)] for start, end, _ in rows],
     )
     if sequin_proxy is not None:
@@ -372,7 +417,7 @@ def run_idle(
     name: str, args: argparse.Namespace, setup: Setup, pypi: Optional[str], logs: Path
 ) -> Dict[str, Any]:
     """Requests per minute of an idle client, after a warm-up of :data:`IDLE_WARM_UP` seconds."""
-    proxy, url = proxy_for(setup.url)
+    proxy, url = proxy_for(*setup.nodes)
     child = benchkit.Child(
         client_argv(name, args, url, None, None, pypi), name=name, log_path=logs / "idle.log"
     )
@@ -425,6 +470,7 @@ COLUMNS = (
     ("peak_rss_mib", "peak RSS MiB"),
     ("engine_cpu_per_1000_tasks", "engine CPU s/1000 tasks"),
     ("engine_jit_percent", "engine CPU in JIT %"),
+    ("database_cpu_per_1000_tasks", "database CPU s/1000 tasks"),
 )
 
 
@@ -443,6 +489,7 @@ SUMMARY_COLUMNS = (
     ("engine_requests_per_task", "requests/task"),
     ("client_cpu_per_1000_tasks", "client CPU s/1000 tasks"),
     ("engine_cpu_per_1000_tasks", "engine CPU s/1000 tasks"),
+    ("database_cpu_per_1000_tasks", "database CPU s/1000 tasks"),
     ("failures", "failures (all runs)"),
     ("stalls", "stalls (all runs)"),
 )
@@ -464,6 +511,7 @@ def summarize(results: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
             "engine_requests_per_task",
             "client_cpu_per_1000_tasks",
             "engine_cpu_per_1000_tasks",
+            "database_cpu_per_1000_tasks",
         ):
             measured = [r[key] for r in mine if r.get(key) is not None]
             row[key] = round(statistics.median(measured), 2) if measured else None
@@ -519,7 +567,7 @@ def describe(params: Dict[str, Any]) -> str:
     """One sentence on what each run of a report did."""
     return (
         "%d loan-granting instances (%d external tasks each) per client on %s, max_tasks/threads %d, "
-        "%d instance starts in flight%s, %d warm-up instances through %s first (not reported)."
+        "%d instance starts in flight%s, %d warm-up instances through %s first (not reported).%s"
         % (
             params["instances"],
             loan_granting.TASKS_PER_INSTANCE,
@@ -530,6 +578,10 @@ def describe(params: Dict[str, Any]) -> str:
             params.get("warm_up", 0),
             # Reports from before the warm-up went through every client say nothing of it.
             "each client" if params.get("warm_up_each") else "the first client",
+            " %d engine nodes on that database, each client connection balanced to the next node."
+            % params["nodes"]
+            if params.get("nodes", 1) > 1
+            else "",
         )
     )
 
@@ -639,6 +691,13 @@ def main(argv: Optional[List[str]] = None) -> int:
     where = parser.add_mutually_exclusive_group()
     where.add_argument("--h2", action="store_true", help="run the engine on H2 instead of PostgreSQL")
     where.add_argument("--engine-url", help="use a running engine (CAMUNDA_USER/CAMUNDA_PASSWORD for auth)")
+    parser.add_argument(
+        "--nodes",
+        type=int,
+        default=1,
+        help="engine nodes on the one PostgreSQL database, each client connection balanced to the "
+        "next one (default 1)",
+    )
     parser.add_argument("--sequin-url", help="with --engine-url: Sequin's root for the cdc clients")
     parser.add_argument("--consumer", help="with --sequin-url: the consumer (token in SEQUIN_API_TOKEN)")
     parser.add_argument(
@@ -661,6 +720,10 @@ def main(argv: Optional[List[str]] = None) -> int:
         parser.error("--rounds takes 1 to 20")
     if args.rate is not None and not 0 < args.rate <= 1000:
         parser.error("--rate takes more than 0 and at most 1000 instances per second")
+    if not 1 <= args.nodes <= 4:
+        parser.error("--nodes takes 1 to 4")
+    if args.nodes > 1 and (args.h2 or args.engine_url):
+        parser.error("--nodes shares one database of our own: PostgreSQL, without --h2 or --engine-url")
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING)
     pypi = None
     if any(c.startswith("pypi") for c in args.clients):
@@ -673,6 +736,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             "max_tasks": args.max_tasks,
             "concurrency": args.concurrency,
             "rate": args.rate,
+            "nodes": args.nodes,
             "rounds": args.rounds,
             "timeout": args.timeout,
             "warm_up": args.warm_up,

@@ -195,6 +195,16 @@ class PostgresCluster:
         """Whether :meth:`start` succeeded and :meth:`stop` was not called yet."""
         return self._running
 
+    @property
+    def pid(self) -> int | None:
+        """The postmaster's process id while the cluster runs, else None."""
+        if not self._running:
+            return None
+        try:
+            return int((self.data_dir / "postmaster.pid").read_text(encoding="ascii").splitlines()[0])
+        except (OSError, ValueError, IndexError):
+            return None
+
     def start(self) -> PostgresCluster:
         """Create the cluster, start the server, and create the role and database.
 

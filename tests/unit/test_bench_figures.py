@@ -6,6 +6,7 @@ import ctypes
 import ctypes.util
 import datetime
 import os
+import subprocess
 import sys
 import threading
 import time
@@ -184,6 +185,34 @@ def test_the_cpu_of_another_process_is_read_per_thread_name() -> None:
 
 def test_cpu_of_a_process_that_is_gone_is_empty() -> None:
     assert benchkit.thread_cpu_seconds(2**22 + 1) == {}  # above Linux's largest pid
+    assert benchkit.process_tree_cpu_seconds(2**22 + 1) is None
+
+
+_BURN_THEN_WAIT = """
+import sys, time
+end = time.process_time() + 0.3
+while time.process_time() < end:
+    pass
+print("burnt", flush=True)
+sys.stdin.read()
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="process CPU comes from Linux's /proc")
+def test_the_cpu_of_a_process_tree_counts_its_children_alive_and_ended() -> None:
+    before = benchkit.process_tree_cpu_seconds(os.getpid())
+    child = subprocess.Popen(
+        [sys.executable, "-c", _BURN_THEN_WAIT], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert child.stdout is not None and child.stdout.readline() == "burnt\n"
+        alive = benchkit.process_tree_cpu_seconds(os.getpid())
+    finally:
+        child.communicate("")  # ends it; waiting for it reaps it into our cutime
+    ended = benchkit.process_tree_cpu_seconds(os.getpid())
+    assert before is not None and alive is not None and ended is not None
+    assert alive - before >= 0.25
+    assert ended >= alive
 
 
 def test_task_stats_count_a_completion_after_the_lock_expired_as_a_stall() -> None:
