@@ -28,8 +28,8 @@ class Lease:
     Attributes:
         topic: The task's topic (for logs and metrics).
         lock_duration: Seconds each lock or extension lasts.
-        expires_at: Monotonic time at which the lock expires, measured from when
-            the lock was requested (so never later than the engine's expiry).
+        expires_at: Monotonic time at which the lock expires, measured from a time
+            no later than the engine took it (so never later than the engine's expiry).
         started_at: Monotonic time the lease began.
         extending: False once the leaser gave up on it.
     """

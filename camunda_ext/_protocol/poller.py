@@ -33,6 +33,10 @@ _BACKLOG_LINGER = 0.05
 #: Seconds an extra poller waits for a backlog before it looks at the stop event again.
 _GATE_TICK = 0.5
 
+#: Longest time in seconds from the engine locking a long poll's tasks to their
+#: answer arriving here (a pause of the engine's JVM, a slow network).
+_ANSWER_MARGIN = 5.0
+
 #: Answers to fetchAndLock that retrying cannot fix: wrong credentials, a wrong
 #: base URL (404) or a request the engine refuses (400). They stop the worker.
 FATAL_FETCH_ERRORS = (AuthenticationError, AuthorizationError, NotFoundError, BadRequestError)
@@ -117,13 +121,13 @@ class Poller(RoundLoop):
             topics: Only these registered topics (a CDC wake-up); all when None.
 
         Returns:
-            The tasks, and the monotonic time their locks were requested.
+            The tasks, and a monotonic time no later than the engine locked them.
 
         Raises:
             CamundaError: The fetch failed.
         """
         fetch = self._topics if topics is None else [t for t in self._topics if t.topic_name in topics]
-        locked_at = self._clock.monotonic()
+        sent = self._clock.monotonic()
         tasks = self._client.fetch_and_lock(
             fetch,
             max_tasks=max_tasks,
@@ -131,7 +135,15 @@ class Poller(RoundLoop):
             sorting=self._settings.sorting,
             async_response_timeout=self._async_response_timeout,
         )
-        return tasks, locked_at
+        if not self._async_response_timeout:
+            return tasks, sent
+        # A parked long poll locks its tasks when it answers, up to the long-poll
+        # time after it was sent. Counting the lock from the send would have the
+        # leaser extend at once the lock of every task that came late in a poll,
+        # racing its handler's complete (a 404, or an OptimisticLocking 500 for the
+        # complete): on an engine cluster, where only tasks created on the poll's
+        # own node wake it, that was one task in 25.
+        return tasks, max(sent, self._clock.monotonic() - _ANSWER_MARGIN)
 
     def reserve(self, most: Optional[int] = None) -> int:
         """Reserve free slots (up to ``most``) for a fetch, waiting until one is free; 0 if closed."""

@@ -269,3 +269,17 @@ def test_without_a_rate_every_instance_is_started_at_once(monkeypatch) -> None:
     assert len(loan_granting.start_instances(Starter(), 5, concurrency=2)) == 5  # type: ignore[arg-type]
 
     assert clock.sleeps == []
+
+
+@pytest.mark.parametrize("where", [["--h2"], ["--engine-url", "http://127.0.0.1:9/engine-rest"]])
+def test_a_cluster_needs_a_postgresql_of_our_own(where: List[str], capsys) -> None:
+    with pytest.raises(SystemExit) as stopped:
+        loadtest.main(["--nodes", "2", *where])
+    assert stopped.value.code == 2
+    assert "--nodes" in capsys.readouterr().err
+
+
+def test_a_report_says_how_many_engine_nodes_ran() -> None:
+    params = {"instances": 10, "database": "PostgreSQL", "max_tasks": 20, "concurrency": 8, "warm_up": 0}
+    assert "engine nodes" not in loadtest.describe(params)
+    assert "2 engine nodes on that database" in loadtest.describe({**params, "nodes": 2})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 from typing import Any, Iterator, List, Optional
@@ -160,6 +161,35 @@ def test_slots_an_answer_did_not_fill_are_given_back(parts, engine_mock, clock) 
     # The lease runs from when the fetch was sent: the lock may be older than the answer.
     assert (sub.topic, on_done, locked_at) == ("score", parts.flow.release, clock.now)
     parts.metrics.fetched.assert_has_calls([mock.call("score", 1), mock.call("notify", 1)], any_order=True)
+
+
+def test_a_task_that_came_late_in_a_long_poll_is_leased_from_the_answer_not_the_send(
+    parts, engine_mock, clock
+) -> None:
+    def parked_then_answered(request: Any) -> Any:
+        clock.advance(19.0)  # the poll waited 19 of its 20 s for a task
+        return 200, {}, json.dumps([task_json("late", "score")])
+
+    engine_mock.add_callback(responses.POST, FETCH_URL, callback=parked_then_answered)
+    sent = clock.now
+    parts.poller.poll_once()
+    *_, locked_at = parts.dispatcher.dispatch.call_args.args
+    # The engine locked it when it answered: its 60 s lock has about 60 s left, not 41.
+    assert locked_at == sent + 19.0 - poller_module._ANSWER_MARGIN
+
+
+def test_without_long_polling_the_lease_runs_from_the_send(make_parts, engine_mock, clock) -> None:
+    parts = make_parts(async_response_timeout=None)
+
+    def slow_answer(request: Any) -> Any:
+        clock.advance(19.0)  # a slow engine: it may have locked the task at any time since the send
+        return 200, {}, json.dumps([task_json("slow", "score")])
+
+    engine_mock.add_callback(responses.POST, FETCH_URL, callback=slow_answer)
+    sent = clock.now
+    parts.poller.poll_once()
+    *_, locked_at = parts.dispatcher.dispatch.call_args.args
+    assert locked_at == sent
 
 
 def test_an_empty_answer_gives_every_slot_back_and_waits_the_poll_interval(parts, engine_mock) -> None:
