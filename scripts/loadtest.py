@@ -567,7 +567,7 @@ def describe(params: Dict[str, Any]) -> str:
     """One sentence on what each run of a report did."""
     return (
         "%d loan-granting instances (%d external tasks each) per client on %s, max_tasks/threads %d, "
-        "%d instance starts in flight%s, %d warm-up instances through %s first (not reported).%s"
+        "%d instance starts in flight%s; before the runs, %d warm-up instances through %s (not reported).%s"
         % (
             params["instances"],
             loan_granting.TASKS_PER_INSTANCE,
