@@ -565,25 +565,28 @@ def target_rows(report: Dict[str, Any]) -> List[List[Any]]:
 
 def describe(params: Dict[str, Any]) -> str:
     """One sentence on what each run of a report did."""
-    return (
-        "%d loan-granting instances (%d external tasks each) per client on %s, max_tasks/threads %d, "
-        "%d instance starts in flight%s; before the runs, %d warm-up instances through %s (not reported).%s"
-        % (
-            params["instances"],
-            loan_granting.TASKS_PER_INSTANCE,
-            params["database"],
-            params["max_tasks"],
-            params["concurrency"],
-            ", started at %g instances/s" % params["rate"] if params.get("rate") else "",
-            params.get("warm_up", 0),
-            # Reports from before the warm-up went through every client say nothing of it.
-            "each client" if params.get("warm_up_each") else "the first client",
-            " %d engine nodes on that database, each client connection balanced to the next node."
-            % params["nodes"]
-            if params.get("nodes", 1) > 1
-            else "",
-        )
+    text = "%d loan-granting instances (%d external tasks each) per client on %s, max_tasks/threads %d, " % (
+        params["instances"],
+        loan_granting.TASKS_PER_INSTANCE,
+        params["database"],
+        params["max_tasks"],
     )
+    text += "%d instance starts in flight" % params["concurrency"]
+    if params.get("rate"):
+        text += ", started at %g instances/s" % params["rate"]
+    if params.get("warm_up"):
+        # Reports from before the warm-up went through every client say nothing of it.
+        text += "; before the runs, %d warm-up instances through %s (not reported)" % (
+            params["warm_up"],
+            "each client" if params.get("warm_up_each") else "the first client",
+        )
+    text += "."
+    if params.get("nodes", 1) > 1:
+        text += (
+            " %d engine nodes on that database, each client connection balanced to the next node."
+            % (params["nodes"])
+        )
+    return text
 
 
 def markdown(report: Dict[str, Any]) -> str:
