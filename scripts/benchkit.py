@@ -9,7 +9,7 @@
 - :class:`CountingProxy`: an HTTP/1.1 reverse proxy on loopback that counts each
   request by method and path pattern, with the status codes of the answers, for
   any client (ours, the PyPI client, Sequin consumers).
-- Machine facts, the CPU time of another process's threads, Markdown tables, and
+- Machine facts, the CPU time of other processes and their threads, Markdown tables, and
   the throw-away virtualenv of the PyPI client.
 
 This module must stay importable by any Python 3.9+ without third-party packages:

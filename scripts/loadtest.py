@@ -20,9 +20,10 @@ instances/s, tasks/s, instance latency percentiles (engine history), failures,
 report retries, stalls (completed after the lock taken at fetch would have
 expired), engine requests per task (counted by the proxy), client CPU seconds per
 1,000 tasks and peak client RSS, and for an engine and a PostgreSQL of our own
-their CPU per 1,000 tasks and the share of the engine's its JIT compiler took. ``--nodes N`` runs N engine nodes
-on the one database behind a balancing proxy, as a cluster is run. ``--idle
-SECONDS`` instead measures the requests per minute of an idle client.
+their CPU per 1,000 tasks and the share of the engine's its JIT compiler took.
+``--nodes N`` runs N engine nodes on the one database behind a balancing proxy,
+as a cluster is run. ``--idle SECONDS`` instead measures the requests per minute
+of an idle client.
 
     .venv/bin/python scripts/loadtest.py --instances 1000 --client rest,pypi --rounds 3 --json load.json
     .venv/bin/python scripts/loadtest.py --h2 --instances 20 --client rest        # smoke

@@ -142,7 +142,7 @@ class Poller(RoundLoop):
         # leaser extend at once the lock of every task that came late in a poll,
         # racing its handler's complete (a 404, or an OptimisticLocking 500 for the
         # complete): on an engine cluster, where only tasks created on the poll's
-        # own node wake it, that was one task in 25.
+        # own node wake it, that was 35 extensions per 800 tasks.
         return tasks, max(sent, self._clock.monotonic() - _ANSWER_MARGIN)
 
     def reserve(self, most: Optional[int] = None) -> int:
