@@ -548,6 +548,21 @@ def machine() -> Dict[str, Any]:
 JIT_THREADS = ("C1 CompilerThre", "C2 CompilerThre")
 
 
+def _stat(path: Path) -> Optional[Tuple[str, List[str]]]:
+    """A /proc ``stat`` file as (name, the fields after it); None if the process or thread is gone.
+
+    The name may hold spaces and parentheses: it runs from the first "(" to the last ")".
+    In the fields after it, [1] is the parent's pid and [11:15] utime, stime,
+    cutime and cstime, in clock ticks.
+    """
+    try:
+        text = path.read_text()
+    except OSError:
+        return None
+    head, _, rest = text.rpartition(")")
+    return head.partition("(")[2], rest.split()
+
+
 def thread_cpu_seconds(pid: int) -> Dict[str, float]:
     """User plus system CPU seconds of a process's threads, summed by thread name.
 
@@ -561,13 +576,10 @@ def thread_cpu_seconds(pid: int) -> Dict[str, float]:
     except OSError:
         return {}
     for thread in threads:
-        try:
-            name = (thread / "comm").read_text().strip()
-            # The name may hold spaces and parentheses; the fields follow the last ")".
-            fields = (thread / "stat").read_text().rpartition(")")[2].split()
-        except OSError:
-            continue  # the thread ended while we read
-        totals[name] += (int(fields[11]) + int(fields[12])) / ticks
+        stat = _stat(thread / "stat")
+        if stat is not None:  # else the thread ended while we read
+            name, fields = stat
+            totals[name] += (int(fields[11]) + int(fields[12])) / ticks
     return dict(totals)
 
 
@@ -577,23 +589,15 @@ def process_tree_cpu_seconds(pid: int) -> Optional[float]:
     For a server that forks a process per connection, such as PostgreSQL's postmaster:
     the children it has reaped count through its ``cutime``/``cstime``.
     """
-    ticks = os.sysconf("SC_CLK_TCK")
-
-    def stat(path: Path) -> Optional[List[str]]:
-        try:
-            return path.read_text().rpartition(")")[2].split()
-        except OSError:
-            return None
-
-    own = stat(Path("/proc/%d/stat" % pid))
+    own = _stat(Path("/proc/%d/stat" % pid))
     if own is None:
         return None
-    total = sum(int(field) for field in own[11:15])  # utime, stime, cutime, cstime
+    total = sum(int(field) for field in own[1][11:15])
     for path in Path("/proc").glob("[0-9]*/stat"):
-        fields = stat(path)
-        if fields is not None and int(fields[1]) == pid:  # a live child
-            total += int(fields[11]) + int(fields[12])
-    return total / ticks
+        child = _stat(path)
+        if child is not None and int(child[1][1]) == pid:  # a live child
+            total += int(child[1][11]) + int(child[1][12])
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 def cpu_spent(before: Dict[str, float], after: Dict[str, float]) -> Dict[str, float]:

@@ -154,7 +154,7 @@ def test_a_figure_that_some_runs_lack_is_the_median_of_the_others() -> None:
 
 
 @pytest.mark.skipif(
-    not sys.platform.startswith("linux"), reason="thread names and CPU come from Linux's /proc"
+    not sys.platform.startswith("linux"), reason="needs Linux: benchkit reads thread names and CPU from /proc"
 )
 def test_the_cpu_of_another_process_is_read_per_thread_name() -> None:
     burnt = threading.Event()  # signals: the thread has spent its CPU and is still alive
@@ -198,7 +198,9 @@ sys.stdin.read()
 """
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="process CPU comes from Linux's /proc")
+@pytest.mark.skipif(
+    not sys.platform.startswith("linux"), reason="needs Linux: benchkit reads process CPU from /proc"
+)
 def test_the_cpu_of_a_process_tree_counts_its_children_alive_and_ended() -> None:
     before = benchkit.process_tree_cpu_seconds(os.getpid())
     child = subprocess.Popen(
