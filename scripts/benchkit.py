@@ -34,7 +34,7 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import IO, Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import IO, Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 SCRIPTS = Path(__file__).resolve().parent
 REPO_ROOT = SCRIPTS.parent
@@ -593,11 +593,33 @@ def process_tree_cpu_seconds(pid: int) -> Optional[float]:
     if own is None:
         return None
     total = sum(int(field) for field in own[1][11:15])
+    total += sum(int(fields[11]) + int(fields[12]) for _, fields in _live_children(pid))
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def children_cpu_seconds(pid: int, title: str) -> float:
+    """User plus system CPU seconds of a process's live children whose command line starts with ``title``.
+
+    PostgreSQL titles its processes by role, e.g. ``postgres: walsender ...`` for a
+    replication connection's: its logical decoding.
+    """
+    total = 0
+    for child, fields in _live_children(pid):
+        try:
+            command = (child / "cmdline").read_bytes().replace(b"\0", b" ").decode("utf-8", "replace")
+        except OSError:
+            continue  # it ended while we read
+        if command.startswith(title):
+            total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def _live_children(pid: int) -> Iterator[Tuple[Path, List[str]]]:
+    """The /proc folder and ``stat`` fields of each live child of ``pid``."""
     for path in Path("/proc").glob("[0-9]*/stat"):
         child = _stat(path)
-        if child is not None and int(child[1][1]) == pid:  # a live child
-            total += int(child[1][11]) + int(child[1][12])
-    return total / os.sysconf("SC_CLK_TCK")
+        if child is not None and int(child[1][1]) == pid:
+            yield path.parent, child[1]
 
 
 def cpu_spent(before: Dict[str, float], after: Dict[str, float]) -> Dict[str, float]:

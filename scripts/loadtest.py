@@ -20,7 +20,11 @@ instances/s, tasks/s, instance latency percentiles (engine history), failures,
 report retries, stalls (completed after the lock taken at fetch would have
 expired), engine requests per task (counted by the proxy), client CPU seconds per
 1,000 tasks and peak client RSS, and for an engine and a PostgreSQL of our own
-their CPU per 1,000 tasks and the share of the engine's its JIT compiler took.
+their CPU per 1,000 tasks, with the share of the engine's that its JIT compiler
+took and, for the cdc clients, the part of PostgreSQL's that its WAL senders took
+(logical decoding); and this driver's own CPU per 1,000 tasks (instance starts,
+the counting proxies and, for the cdc clients, the Sequin stand-in: none of it a
+client's cost).
 ``--nodes N`` runs N engine nodes on the one database behind a balancing proxy,
 as a cluster is run. ``--idle SECONDS`` instead measures the requests per minute
 of an idle client.
@@ -113,6 +117,11 @@ class Setup:
         """CPU seconds of our PostgreSQL, every backend and worker included; None without one."""
         pid = self.postgres.pid if self.postgres is not None else None
         return benchkit.process_tree_cpu_seconds(pid) if pid is not None else None
+
+    def wal_sender_cpu(self) -> Optional[float]:
+        """CPU seconds of our PostgreSQL's WAL senders (logical decoding for CDC); None without one."""
+        pid = self.postgres.pid if self.postgres is not None else None
+        return benchkit.children_cpu_seconds(pid, "postgres: walsender") if pid is not None else None
 
     def vacuum(self) -> None:
         """VACUUM ANALYZE the engine's database, so that every run starts from the same state."""
@@ -330,6 +339,8 @@ def measure_client(
         child.expect("ready", 120)
         progress = loan_granting.Progress(args.instances)
         engine_before, database_before = setup.engine_threads(), setup.database_cpu()
+        wal_sender_before = setup.wal_sender_cpu()
+        driver_before = time.process_time()
         started = time.monotonic()
         try:
             ids = loan_granting.start_instances(
@@ -339,7 +350,9 @@ def measure_client(
         finally:
             progress.close()
         wall = time.monotonic() - started
+        driver_cpu = time.process_time() - driver_before
         engine_after, database_after = setup.engine_threads(), setup.database_cpu()
+        wal_sender_after = setup.wal_sender_cpu()
         final = child.stop()
         if settle and not engine_proxy.wait_settled(SETTLE_TIMEOUT):
             print("the engine still holds a long poll of %s" % name, file=sys.stderr)
@@ -391,6 +404,10 @@ def measure_client(
         database_cpu_per_1000_tasks=round(database_cpu / tasks * 1000, 2)
         if database_cpu is not None and tasks
         else None,
+        wal_sender_cpu_per_1000_tasks=round((wal_sender_after - wal_sender_before) / tasks * 1000, 2)
+        if sequin is not None and wal_sender_before is not None and wal_sender_after is not None and tasks
+        else None,
+        driver_cpu_per_1000_tasks=round(driver_cpu / tasks * 1000, 2) if tasks else None,
         timeline=[[round(start, 3), round(end, 3)] for start, end, _ in rows],
     )
     if sequin_proxy is not None:
@@ -472,6 +489,8 @@ COLUMNS = (
     ("engine_cpu_per_1000_tasks", "engine CPU s/1000 tasks"),
     ("engine_jit_percent", "engine CPU in JIT %"),
     ("database_cpu_per_1000_tasks", "database CPU s/1000 tasks"),
+    ("wal_sender_cpu_per_1000_tasks", "of it WAL sender s/1000 tasks"),
+    ("driver_cpu_per_1000_tasks", "driver CPU s/1000 tasks"),
 )
 
 
@@ -491,6 +510,8 @@ SUMMARY_COLUMNS = (
     ("client_cpu_per_1000_tasks", "client CPU s/1000 tasks"),
     ("engine_cpu_per_1000_tasks", "engine CPU s/1000 tasks"),
     ("database_cpu_per_1000_tasks", "database CPU s/1000 tasks"),
+    ("wal_sender_cpu_per_1000_tasks", "of it WAL sender s/1000 tasks"),
+    ("driver_cpu_per_1000_tasks", "driver CPU s/1000 tasks"),
     ("failures", "failures (all runs)"),
     ("stalls", "stalls (all runs)"),
 )
@@ -513,6 +534,8 @@ def summarize(results: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
             "client_cpu_per_1000_tasks",
             "engine_cpu_per_1000_tasks",
             "database_cpu_per_1000_tasks",
+            "wal_sender_cpu_per_1000_tasks",
+            "driver_cpu_per_1000_tasks",
         ):
             measured = [r[key] for r in mine if r.get(key) is not None]
             row[key] = round(statistics.median(measured), 2) if measured else None

@@ -21,6 +21,7 @@ that decodes, so that session should use ``DateStyle=ISO``, ``TimeZone=UTC`` and
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import math
 import re
@@ -223,6 +224,14 @@ Message = Union[Begin, Commit, Origin, Relation, TypeInfo, Insert, Update, Delet
 # -- parsing ------------------------------------------------------------------------
 
 
+_INT16 = struct.Struct(">h")
+_INT32 = struct.Struct(">i")
+
+
+def _truncated(position: int, wanted: int) -> DecodeError:
+    return DecodeError("message truncated at byte %d (wanted %d more)" % (position, wanted))
+
+
 class _Reader:
     """Sequential big-endian reads over one message; every overrun is a :class:`DecodeError`."""
 
@@ -233,7 +242,7 @@ class _Reader:
     def _take(self, size: int) -> bytes:
         end = self._pos + size
         if size < 0 or end > len(self._data):
-            raise DecodeError("message truncated at byte %d (wanted %d more)" % (self._pos, size))
+            raise _truncated(self._pos, size)
         chunk = self._data[self._pos : end]
         self._pos = end
         return chunk
@@ -274,17 +283,35 @@ class _Reader:
         return self._take(len(self._data) - self._pos)
 
     def tuple_data(self) -> TupleData:
+        # The hot path of decoding (a value per column per row): one loop over local
+        # offsets, not a method call per byte read.
+        data, pos, size = self._data, self._pos, len(self._data)
+        if pos + 2 > size:
+            raise _truncated(pos, 2)
+        (count,) = _INT16.unpack_from(data, pos)
+        pos += 2
         values: List[RawValue] = []
-        for _ in range(self.int16()):
-            kind = self.byte()
-            if kind == "n":
+        for _ in range(count):
+            if pos >= size:
+                raise _truncated(pos, 1)
+            kind = data[pos]
+            pos += 1
+            if kind == 0x6E:  # n
                 values.append(None)
-            elif kind == "u":
+            elif kind == 0x75:  # u
                 values.append(UNCHANGED_TOAST)
-            elif kind in ("t", "b"):  # 'b' (binary) exists from protocol v2 on; kept raw
-                values.append(self._take(self.int32()))
+            elif kind in (0x74, 0x62):  # t, or b (binary, from protocol v2 on; kept raw)
+                if pos + 4 > size:
+                    raise _truncated(pos, 4)
+                (length,) = _INT32.unpack_from(data, pos)
+                pos += 4
+                if length < 0 or pos + length > size:
+                    raise _truncated(pos, length)
+                values.append(data[pos : pos + length])
+                pos += length
             else:
-                raise DecodeError("unknown tuple value kind %r" % kind)
+                raise DecodeError("unknown tuple value kind %r" % chr(kind))
+        self._pos = pos
         return tuple(values)
 
     def done(self) -> None:
@@ -413,6 +440,7 @@ _TIMESTAMP = re.compile(
     r"(?:([+-])(\d\d)(?::?(\d\d))?(?::?(\d\d))?)?\Z"
 )
 _DATE = re.compile(r"\d{4}-\d\d-\d\d\Z")
+_ISO = "%04d-%02d-%02dT%02d:%02d:%02d.%06d"
 _INTERVAL_PART = re.compile(r"([+-]?\d+) (year|mon|day)s?")
 _INTERVAL_TIME = re.compile(r"([+-])?(\d+):(\d\d):(\d\d)(?:\.(\d{1,6}))?\Z")
 
@@ -424,18 +452,18 @@ def _timestamp(text: str, *, with_zone: bool) -> str:
     year, month, day, hour, minute, second = (int(g) for g in match.group(1, 2, 3, 4, 5, 6))
     micros = int((match.group(7) or "0").ljust(6, "0"))
     sign, off_h, off_m, off_s = match.group(8, 9, 10, 11)
-    value = dt.datetime(year, month, day, hour, minute, second, micros)
+    value = dt.datetime(year, month, day, hour, minute, second, micros)  # checks the ranges
     if not with_zone:
         if sign:
             raise ValueError(text)
-        return value.strftime("%Y-%m-%dT%H:%M:%S.%f")
+        return _ISO % (year, month, day, hour, minute, second, micros)
     if not sign:
         raise ValueError(text)
     offset = dt.timedelta(hours=int(off_h), minutes=int(off_m or 0), seconds=int(off_s or 0))
     if sign == "-":
         offset = -offset
-    utc = (value - offset).replace(tzinfo=dt.timezone.utc)
-    return utc.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    utc = value - offset
+    return _ISO % (utc.year, utc.month, utc.day, utc.hour, utc.minute, utc.second, utc.microsecond) + "Z"
 
 
 def _interval(text: str) -> Dict[str, int]:
@@ -498,36 +526,50 @@ def _split_array(text: str) -> List[Optional[str]]:
         pos += 1
 
 
-def _cast_text(type_oid: int, text: str) -> Any:
-    if type_oid in _INT_OIDS:
-        return int(text)
-    if type_oid in _FLOAT_OIDS:
-        number = float(text)
-        if not math.isfinite(number):
-            raise ValueError(text)  # NaN and infinities have no JSON form
-        return number
-    if type_oid == _BOOL_OID:
-        if text not in ("t", "f"):
-            raise ValueError(text)
-        return text == "t"
-    if type_oid in _JSON_OIDS:
-        return json.loads(text)
-    if type_oid == _TIMESTAMP_OID:
-        return _timestamp(text, with_zone=False)
-    if type_oid == _TIMESTAMPTZ_OID:
-        return _timestamp(text, with_zone=True)
-    if type_oid == _DATE_OID:
-        if not _DATE.match(text):
-            raise ValueError(text)
-        return text
-    if type_oid == _INTERVAL_OID:
-        return _interval(text)
-    if type_oid in _ARRAY_OIDS:
-        element = _ARRAY_OIDS[type_oid]
-        return [None if item is None else _cast_text(element, item) for item in _split_array(text)]
-    # numeric and money stay strings (Sequin renders Decimals as strings); text,
-    # varchar, char, uuid, name and unknown types are strings too.
+def _float(text: str) -> float:
+    number = float(text)
+    if not math.isfinite(number):
+        raise ValueError(text)  # NaN and infinities have no JSON form
+    return number
+
+
+def _bool(text: str) -> bool:
+    if text not in ("t", "f"):
+        raise ValueError(text)
+    return text == "t"
+
+
+def _date(text: str) -> str:
+    if not _DATE.match(text):
+        raise ValueError(text)
     return text
+
+
+def _array_of(element_oid: int) -> Callable[[str], List[Any]]:
+    def cast(text: str) -> List[Any]:
+        element = _CASTS.get(element_oid)
+        items = _split_array(text)
+        if element is None:
+            return items
+        return [None if item is None else element(item) for item in items]
+
+    return cast
+
+
+# The cast of each type OID with a JSON form of its own. Every other type (numeric and
+# money, which Sequin renders as strings like Decimals; text, varchar, char, uuid, name,
+# unknown types) stays the text itself.
+_CASTS: Dict[int, Callable[[str], Any]] = {
+    **{oid: int for oid in _INT_OIDS},
+    **{oid: _float for oid in _FLOAT_OIDS},
+    **{oid: json.loads for oid in _JSON_OIDS},
+    _BOOL_OID: _bool,
+    _TIMESTAMP_OID: functools.partial(_timestamp, with_zone=False),
+    _TIMESTAMPTZ_OID: functools.partial(_timestamp, with_zone=True),
+    _DATE_OID: _date,
+    _INTERVAL_OID: _interval,
+    **{oid: _array_of(element) for oid, element in _ARRAY_OIDS.items()},
+}
 
 
 def cast_value(type_oid: int, raw: RawValue) -> Any:
@@ -552,8 +594,11 @@ def cast_value(type_oid: int, raw: RawValue) -> Any:
         return "unchanged_toast"
     assert isinstance(raw, bytes)
     text = raw.decode("utf-8", "replace")
+    cast = _CASTS.get(type_oid)
+    if cast is None:
+        return text
     try:
-        return _cast_text(type_oid, text)
+        return cast(text)
     except (ValueError, OverflowError, IndexError):
         return text
 

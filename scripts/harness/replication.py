@@ -177,7 +177,8 @@ class ReplicationStream:
 
     def _receive(self, timeout: Optional[float]) -> Tuple[bytes, bytes]:
         """One message: its type byte and payload. ``socket.timeout`` leaves the buffer intact."""
-        self._sock.settimeout(timeout)
+        if self._sock.gettimeout() != timeout:
+            self._sock.settimeout(timeout)  # a system call: not once per message
         self._fill(5)
         (length,) = struct.unpack_from(">I", self._buffer, 1)
         self._fill(1 + length)

@@ -160,17 +160,18 @@ class StoredMessage:
         ack_id: Assigned when stored; the same on every delivery.
         group: ``(table, group_id)``; one message per group may be in flight.
         cursor: ``(commit_lsn, commit_idx)``, the delivery order.
-        data: The rendered message (``action``, ``changes``, ``metadata``, ``record``).
+        item: The message as one JSON item of a receive answer, ``{"ack_id", "data"}``,
+            encoded once when stored: a message delivered again is not encoded again.
         delivered_at: Clock time of the last delivery while in flight, else None.
     """
 
-    __slots__ = ("ack_id", "cursor", "data", "delivered_at", "group")
+    __slots__ = ("ack_id", "cursor", "delivered_at", "group", "item")
 
     def __init__(self, group: Tuple[str, str], cursor: Tuple[int, int], data: Dict[str, Any]) -> None:
         self.ack_id = str(uuid.uuid4())
         self.group = group
         self.cursor = cursor
-        self.data = data
+        self.item = json.dumps({"ack_id": self.ack_id, "data": data})
         self.delivered_at: Optional[float] = None
 
 
@@ -192,11 +193,14 @@ class MessageStore:
             raise ValueError("ack_wait_ms must be at least %d" % MIN_ACK_WAIT_MS)
         self._ack_wait_s = ack_wait_ms / 1000.0
         self._clock = clock
-        # Guards _messages, _cursors and _by_ack_id, and every StoredMessage in them.
+        # Guards _messages, _cursors, _by_ack_id and _in_flight, and every StoredMessage in them.
         self._lock = threading.Lock()
         self._messages: List[StoredMessage] = []  # in cursor order
         self._cursors: List[Tuple[int, int]] = []  # the cursors of _messages, for bisect
         self._by_ack_id: Dict[str, StoredMessage] = {}
+        # The messages with a delivered_at, by ack_id: a receive looks at these, not
+        # at every stored message (thousands of them behind a backlog).
+        self._in_flight: Dict[str, StoredMessage] = {}
 
     def put(self, group: Tuple[str, str], cursor: Tuple[int, int], data: Dict[str, Any]) -> StoredMessage:
         """Store a message; it is delivered in cursor order."""
@@ -216,7 +220,7 @@ class MessageStore:
     def in_flight(self) -> int:
         """Messages delivered and neither acked, nacked nor expired (as of the last receive)."""
         with self._lock:
-            return sum(1 for m in self._messages if m.delivered_at is not None)
+            return len(self._in_flight)
 
     def receive(self, batch_size: int) -> List[StoredMessage]:
         """Release expired deliveries, then take up to ``batch_size`` deliverable messages.
@@ -227,18 +231,19 @@ class MessageStore:
         """
         with self._lock:
             now = self._clock()
-            busy: Set[Tuple[str, str]] = set()
-            for message in self._messages:
-                if message.delivered_at is not None and now - message.delivered_at > self._ack_wait_s:
+            for message in list(self._in_flight.values()):
+                assert message.delivered_at is not None
+                if now - message.delivered_at > self._ack_wait_s:
                     message.delivered_at = None  # visibility timeout: available again
-                if message.delivered_at is not None:
-                    busy.add(message.group)
+                    del self._in_flight[message.ack_id]
+            busy: Set[Tuple[str, str]] = {message.group for message in self._in_flight.values()}
             batch: List[StoredMessage] = []
             for message in self._messages:
                 if len(batch) >= batch_size:
                     break
                 if message.delivered_at is None and message.group not in busy:
                     message.delivered_at = now
+                    self._in_flight[message.ack_id] = message
                     busy.add(message.group)
                     batch.append(message)
             return batch
@@ -251,6 +256,7 @@ class MessageStore:
                 message = self._by_ack_id.pop(ack_id, None)
                 if message is None:
                     continue
+                self._in_flight.pop(ack_id, None)
                 index = bisect.bisect_left(self._cursors, message.cursor)
                 while self._messages[index] is not message:
                     index += 1
@@ -264,8 +270,8 @@ class MessageStore:
         released = 0
         with self._lock:
             for ack_id in ack_ids:
-                message = self._by_ack_id.get(ack_id)
-                if message is not None and message.delivered_at is not None:
+                message = self._in_flight.pop(ack_id, None)
+                if message is not None:
                     message.delivered_at = None
                     released += 1
         return released
@@ -273,7 +279,7 @@ class MessageStore:
     def snapshot(self) -> List[Dict[str, Any]]:
         """Copies of the stored messages' data, in delivery order (for tests)."""
         with self._lock:
-            return [json.loads(json.dumps(m.data)) for m in self._messages]
+            return [json.loads(m.item)["data"] for m in self._messages]
 
 
 # -- rendering ----------------------------------------------------------------------
@@ -457,8 +463,8 @@ class _Handler(BaseHTTPRequestHandler):
             status, answer = self.server.app.handle(self.command, self.path, self.headers, body)
         except Exception:
             _LOGGER.exception("the Sequin stand-in failed on %s %s", self.command, urlsplit(self.path).path)
-            status, answer = 500, {"errors": {"detail": "Internal Server Error"}}
-        payload = json.dumps(answer).encode("utf-8")
+            status, answer = 500, json.dumps({"errors": {"detail": "Internal Server Error"}})
+        payload = answer.encode("utf-8")
         self.send_response(status)
         self.send_header("Content-Type", "application/json; charset=utf-8")
         self.send_header("Content-Length", str(len(payload)))
@@ -622,7 +628,7 @@ class SequinServer:
 
     # -- the API --------------------------------------------------------------------
 
-    def handle(self, method: str, target: str, headers: Any, body: bytes) -> Tuple[int, Dict[str, Any]]:
+    def handle(self, method: str, target: str, headers: Any, body: bytes) -> Tuple[int, str]:
         """Answer one request.
 
         Args:
@@ -632,19 +638,17 @@ class SequinServer:
             body: The raw request body.
 
         Returns:
-            ``(status, JSON body)``.
+            ``(status, JSON text of the body)``.
         """
         url = urlsplit(target)
         try:
             status, answer = self._dispatch(method, url.path, url.query, headers, body)
         except _ApiError as error:
-            status, answer = error.status, error.body
+            status, answer = error.status, json.dumps(error.body)
         _LOGGER.debug("%s %s -> %d", method, url.path, status)
         return status, answer
 
-    def _dispatch(
-        self, method: str, path: str, query: str, headers: Any, body: bytes
-    ) -> Tuple[int, Dict[str, Any]]:
+    def _dispatch(self, method: str, path: str, query: str, headers: Any, body: bytes) -> Tuple[int, str]:
         content_types = headers.get_all("Content-Type") or []
         body_params: Dict[str, Any] = {}
         # Plug.Parsers runs in the endpoint, before routing: a JSON body that does not
@@ -674,7 +678,7 @@ class SequinServer:
             self.store.ack(ack_ids)
         else:
             self.store.nack(ack_ids)
-        return 200, {"success": True}
+        return 200, json.dumps({"success": True})
 
     def _authenticate(self, values: List[str]) -> None:
         if not values:
@@ -694,13 +698,13 @@ class SequinServer:
         if not found:
             raise _ApiError(404, NO_CONSUMER)
 
-    def _receive(self, params: Dict[str, Any]) -> Dict[str, Any]:
+    def _receive(self, params: Dict[str, Any]) -> str:
         batch_size = _parse_batch_size(params)
         wait_ms = _parse_wait_for(params)
         if wait_ms is not None:
             self._wait(wait_ms / 1000.0)
         batch = self.store.receive(batch_size)
-        return {"data": [{"ack_id": m.ack_id, "data": m.data} for m in batch]}
+        return '{"data": [%s]}' % ", ".join(m.item for m in batch)
 
     def _wait(self, seconds: float) -> None:
         """Wait until the store holds anything, checking every 50 ms, at most ``seconds``."""

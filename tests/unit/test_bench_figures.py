@@ -217,6 +217,23 @@ def test_the_cpu_of_a_process_tree_counts_its_children_alive_and_ended() -> None
     assert ended >= alive
 
 
+@pytest.mark.skipif(
+    not sys.platform.startswith("linux"), reason="needs Linux: benchkit reads process CPU from /proc"
+)
+def test_the_cpu_of_children_is_counted_by_the_start_of_their_command_line() -> None:
+    child = subprocess.Popen(
+        [sys.executable, "-c", _BURN_THEN_WAIT], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert child.stdout is not None and child.stdout.readline() == "burnt\n"
+        burner = benchkit.children_cpu_seconds(os.getpid(), "%s -c" % sys.executable)
+        others = benchkit.children_cpu_seconds(os.getpid(), "postgres: walsender")
+    finally:
+        child.communicate("")
+    assert burner >= 0.25
+    assert others == 0
+
+
 def test_task_stats_count_a_completion_after_the_lock_expired_as_a_stall() -> None:
     stats = benchkit.TaskStats()
     now = datetime.datetime.now(datetime.timezone.utc)
