@@ -202,15 +202,18 @@ class MessageStore:
         # at every stored message (thousands of them behind a backlog).
         self._in_flight: Dict[str, StoredMessage] = {}
 
-    def put(self, group: Tuple[str, str], cursor: Tuple[int, int], data: Dict[str, Any]) -> StoredMessage:
-        """Store a message; it is delivered in cursor order."""
-        message = StoredMessage(group, cursor, data)
+    def put(self, messages: Iterable[Tuple[Tuple[str, str], Tuple[int, int], Dict[str, Any]]]) -> None:
+        """Store ``(group, cursor, data)`` messages at once (a receive sees all or none of them).
+
+        They are delivered in cursor order.
+        """
+        stored = [StoredMessage(group, cursor, data) for group, cursor, data in messages]
         with self._lock:
-            index = bisect.bisect_right(self._cursors, cursor)
-            self._cursors.insert(index, cursor)
-            self._messages.insert(index, message)
-            self._by_ack_id[message.ack_id] = message
-        return message
+            for message in stored:
+                index = bisect.bisect_right(self._cursors, message.cursor)
+                self._cursors.insert(index, message.cursor)
+                self._messages.insert(index, message)
+                self._by_ack_id[message.ack_id] = message
 
     def count(self) -> int:
         """All stored messages: available, in flight or blocked behind their group."""
@@ -607,12 +610,14 @@ class SequinServer:
     # -- feeding and introspection ----------------------------------------------------
 
     def add_changes(self, changes: Iterable[Change]) -> None:
-        """Render and store committed changes (the change source's sink)."""
+        """Render and store committed changes (the change source's sink): a transaction's at once."""
+        messages = []
         for change in changes:
             group, data = render_change(
                 change, consumer_id=self.consumer_id, consumer_name=self.consumer, database=self.database
             )
-            self.store.put(group, (change.commit_lsn, change.commit_idx), data)
+            messages.append((group, (change.commit_lsn, change.commit_idx), data))
+        self.store.put(messages)
 
     def pending(self) -> int:
         """How many messages are stored (not acked yet), in flight or not."""

@@ -171,7 +171,7 @@ def test_sequin_uses_the_names_of_sql_and_the_harness(sequin: Dict[str, Any]) ->
     assert sink["name"] == "camunda-ext-tasks"
     assert sink["database"] == database["name"]
     assert sink["source"]["include_tables"] == ["public.act_ru_ext_task"]
-    assert sorted(sink["actions"]) == ["delete", "insert", "update"]
+    assert sorted(sink["actions"]) == ["insert", "update"]
     assert sink["destination"] == {"type": "sequin_stream"}
     for name in ("camunda_cdc", "camunda_ext_tasks_slot", "camunda_ext_tasks_pub", "public.act_ru_ext_task"):
         assert name in MIGRATIONS_SQL
