@@ -115,13 +115,16 @@ class Setup:
 
     def database_cpu(self) -> Optional[float]:
         """CPU seconds of our PostgreSQL, every backend and worker included; None without one."""
-        pid = self.postgres.pid if self.postgres is not None else None
+        pid = self._postgres_pid()
         return benchkit.process_tree_cpu_seconds(pid) if pid is not None else None
 
     def wal_sender_cpu(self) -> Optional[float]:
         """CPU seconds of our PostgreSQL's WAL senders (logical decoding for CDC); None without one."""
-        pid = self.postgres.pid if self.postgres is not None else None
+        pid = self._postgres_pid()
         return benchkit.children_cpu_seconds(pid, "postgres: walsender") if pid is not None else None
+
+    def _postgres_pid(self) -> Optional[int]:
+        return self.postgres.pid if self.postgres is not None else None
 
     def vacuum(self) -> None:
         """VACUUM ANALYZE the engine's database, so that every run starts from the same state."""

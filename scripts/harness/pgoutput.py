@@ -545,9 +545,10 @@ def _date(text: str) -> str:
     return text
 
 
-def _array_of(element_oid: int) -> Callable[[str], List[Any]]:
+def _array_of(element: Optional[Callable[[str], Any]]) -> Callable[[str], List[Any]]:
+    """The cast of a one-dimensional array whose elements ``element`` casts (None: text)."""
+
     def cast(text: str) -> List[Any]:
-        element = _CASTS.get(element_oid)
         items = _split_array(text)
         if element is None:
             return items
@@ -568,8 +569,8 @@ _CASTS: Dict[int, Callable[[str], Any]] = {
     _TIMESTAMPTZ_OID: functools.partial(_timestamp, with_zone=True),
     _DATE_OID: _date,
     _INTERVAL_OID: _interval,
-    **{oid: _array_of(element) for oid, element in _ARRAY_OIDS.items()},
 }
+_CASTS.update({oid: _array_of(_CASTS.get(element)) for oid, element in _ARRAY_OIDS.items()})
 
 
 def cast_value(type_oid: int, raw: RawValue) -> Any:
