@@ -34,8 +34,10 @@ TOKEN_ENVIRONMENT_VARIABLE = "SEQUIN_API_TOKEN"
 _WAIT_MARGIN = 5.0
 #: Sequin's bounds of ``wait_for`` in milliseconds.
 _WAIT_FOR_RANGE = (500, 300_000)
+#: The most messages Sequin gives in one receive.
+MAX_BATCH_SIZE = 1000
 #: Sequin's bounds of ``max_batch_size``.
-_BATCH_RANGE = (1, 1000)
+_BATCH_RANGE = (1, MAX_BATCH_SIZE)
 
 
 class SequinError(CamundaError):

@@ -12,7 +12,7 @@ from camunda_ext._protocol.puller import LOCK, WAKE, Puller
 from camunda_ext._protocol.task_loader import TaskLoader
 from camunda_ext.client import Client
 from camunda_ext.errors import ConfigurationError
-from camunda_ext.sequin import SequinClient
+from camunda_ext.sequin import MAX_BATCH_SIZE, SequinClient
 from camunda_ext.worker import BaseWorker
 
 __all__ = ["SequinWorker"]
@@ -31,12 +31,14 @@ class SequinWorker(BaseWorker):
       then is the event acked.
     - ``"wake"``: an event only wakes a fetchAndLock (no long poll) of its topic
       for the free slots; the handler gets the fetched task; the event is acked
-      once that fetch was made.
+      once that fetch was made. One fetch serves a whole batch of events.
 
-    In ``wake`` mode, while wake fetches come back full (a backlog), the
+    In ``wake`` mode, while fetches come back full (a backlog), the
     ``fetch_concurrency - 1`` extra pollers of :class:`~camunda_ext.Worker`
-    also fetch as slots free, so that a freed slot does not wait for the next
-    event; they send nothing once an answer comes back short.
+    fetch every topic as slots free, so that a freed slot does not wait for the
+    next event; they send nothing once an answer comes back short. Meanwhile
+    no event is received: the events wait in Sequin, and once the backlog is
+    gone they are served in batches of up to ``max_batch_size``.
 
     In both modes a low-rate fetchAndLock sweep (every ``sweep_interval``
     seconds, and at start) finds tasks that become available with no change
@@ -56,7 +58,9 @@ class SequinWorker(BaseWorker):
             None. There is no built-in token: without one, ConfigurationError.
         mode: ``"lock"`` or ``"wake"``.
         wait_for: Long-poll seconds of a Sequin receive (0.5 to 300).
-        max_batch_size: Most events per receive (default ``max_tasks``).
+        max_batch_size: Most events per receive (1 to 1000). By default
+            ``max_tasks`` in ``lock`` mode, where each event may become a
+            handler run, and 1000 in ``wake`` mode, where events hold no slot.
         sweep_interval: Seconds between fetchAndLock sweeps (at most 30 by default).
         sequin_verify: TLS verification of Sequin: True, False or a CA bundle path.
         **options: The options of :class:`~camunda_ext.Worker` (``max_tasks``,
@@ -87,7 +91,7 @@ class SequinWorker(BaseWorker):
         super().__init__(client, **options)
         self.mode = mode
         self.wait_for = wait_for
-        self.max_batch_size = max_batch_size or self.settings.max_tasks
+        self.max_batch_size = max_batch_size or (MAX_BATCH_SIZE if mode == WAKE else self.settings.max_tasks)
         self.sweep_interval = sweep_interval
         self.sequin = SequinClient(
             sequin_url, consumer, token=token, session=client.session, verify=sequin_verify
@@ -107,12 +111,14 @@ class SequinWorker(BaseWorker):
             name="camunda-ext-sweep",
             every=self.sweep_interval,
         )
-        # Set while wake fetches come back full: then the extra pollers fetch as
-        # slots free, without waiting for the next event (as Worker's do).
+        # Set while fetches come back full: then the extra pollers fetch as slots
+        # free, without waiting for the next event (as Worker's do), and the
+        # puller leaves the events in Sequin.
         backlog = threading.Event()
         wake_poller = self._poller(
             manager, dispatcher, flow, async_response_timeout=None, name="camunda-ext-wake", backlog=backlog
         )
+        extra_pollers = self._backlog_pollers(manager, dispatcher, flow, backlog) if self.mode == WAKE else []
         puller = Puller(
             self.sequin,
             subscriptions,
@@ -128,10 +134,9 @@ class SequinWorker(BaseWorker):
             wait_for=self.wait_for,
             max_batch_size=self.max_batch_size,
             sleep=manager.stop_event.wait,
+            # Without extra pollers nothing would fetch for the events left in Sequin.
+            backlog=backlog if extra_pollers else None,
         )
         sources: List[Tuple[Any, FlowController]] = [(puller, flow), (sweep, flow)]
-        if self.mode == WAKE:
-            sources.extend(
-                (poller, flow) for poller in self._backlog_pollers(manager, dispatcher, flow, backlog)
-            )
+        sources.extend((poller, flow) for poller in extra_pollers)
         return sources

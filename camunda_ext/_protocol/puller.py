@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import logging
 import threading
-from typing import Callable, List, Mapping, Tuple
+from typing import Callable, List, Mapping, Optional, Tuple
 
 from camunda_ext._protocol.backoff import Backoff
 from camunda_ext._protocol.clock import Jitter
@@ -57,7 +57,12 @@ class Puller(RoundLoop):
 
     ``wake`` mode: work events only wake a fetchAndLock (no long poll) of their
     topics for the free slots, through ``wake_poller``; the events are acked
-    once that fetch was made.
+    once that fetch was made. A receive asks for up to ``max_batch_size``
+    events whatever the free slots: an event is a hint that holds no slot, and
+    one fetch serves a batch. While ``backlog`` is set, the worker's extra
+    pollers fetch every topic as slots free, so no event is received: each
+    would only add a fetch. The events wait in Sequin and are served, a batch
+    to a fetch, once a fetch comes back short.
 
     Events that announce no work are acked at once.
 
@@ -82,6 +87,7 @@ class Puller(RoundLoop):
         wait_for: float,
         max_batch_size: int,
         sleep: Callable[[float], object],
+        backlog: Optional[threading.Event] = None,
     ) -> None:
         if mode not in (LOCK, WAKE):
             raise ValueError("mode must be 'lock' or 'wake'")
@@ -97,6 +103,7 @@ class Puller(RoundLoop):
         self._wait_for = wait_for
         self._max_batch_size = max_batch_size
         self._sleep = sleep
+        self._backlog = backlog
         super().__init__(
             "camunda-ext-sequin", stop_event, Backoff(settings.backoff_base, settings.backoff_cap), jitter
         )
@@ -108,16 +115,20 @@ class Puller(RoundLoop):
 
     def pull_once(self) -> float:
         """One round: receive, sort, act, ack. Returns seconds to wait before the next."""
-        # Ask for no more events than free slots: each may become a task to run.
         if self._mode == WAKE:
-            # The slots are for a fetch: under a backlog it gathers them as the pollers do.
-            reserved = self._wake_poller.reserve(self._max_batch_size)
+            if self._backlog is not None and self._backlog.is_set():
+                return self._settings.poll_interval  # the extra pollers fetch every topic meanwhile
+            # A free slot first: events received are in flight, hidden from other
+            # workers, until this worker's fetch serves or nacks them.
+            reserved = self._wake_poller.reserve()
+            batch_size = self._max_batch_size
         else:
-            reserved = self._flow.reserve(self._max_batch_size)
+            # No more events than free slots: each may become a task to run.
+            reserved = batch_size = self._flow.reserve(self._max_batch_size)
         if reserved == 0:
             return 0.0  # closed: the loop sees the stop event
         try:
-            messages = self._sequin.receive(max_batch_size=reserved, wait_for=self._wait_for)
+            messages = self._sequin.receive(max_batch_size=batch_size, wait_for=self._wait_for)
         except CamundaError as error:
             self._flow.release(reserved)
             return self._receive_failed(error)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import threading
 import time
 from typing import Any, Dict, List
@@ -83,6 +84,48 @@ def test_both_modes_finish_loan_granting_and_loan_granter_sees_score(
     counts = metrics.snapshot()
     assert counts["completed"] == 4 * instances
     assert counts.get("lost", 0) == counts.get("unlocked", 0) == 0
+
+
+def test_wake_mode_leaves_the_events_in_sequin_while_its_pollers_work_off_a_backlog(
+    pg_engine: Engine,
+    pg_client: Client,
+    sequin_server: Any,
+    loan_granting: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    instances = 60
+    receives = collections.Counter()
+    handle = sequin_server.handle
+
+    def counted(method: str, target: str, headers: Any, body: bytes) -> Any:
+        receives[target.rsplit("/", 1)[-1]] += 1
+        return handle(method, target, headers, body)
+
+    monkeypatch.setattr(sequin_server, "handle", counted)
+    # Started before the worker: fifteen times as many tasks as it has slots.
+    ids = [pg_client.start_process_instance("loan-granting").id for _ in range(instances)]
+    handlers = LoanHandlers()
+    metrics = CountingMetrics()
+    worker = sequin_worker(pg_engine, sequin_server, "wake", max_tasks=4, metrics=metrics, sweep_interval=300)
+    handlers.register(worker)
+
+    with worker:
+        wait_until(
+            lambda: (
+                pg_client.count_history_process_instances(process_instance_ids=ids, finished=True)
+                == instances
+            ),
+            120,
+            "%d instances through a wake worker with 4 slots" % instances,
+        )
+        wait_until(lambda: sequin_server.pending() == 0, 30, "the ack of every event")
+
+    counts = metrics.snapshot()
+    assert counts["completed"] == 4 * instances
+    assert handlers.late_completions == []
+    # 480 events (an insert and a lock of each task). A receive for each fetch's
+    # 4 slots would be 120 or more; the backlog was worked off without them.
+    assert receives["receive"] < instances, receives
 
 
 def test_a_task_failed_with_a_retry_timeout_is_found_by_the_sweep(

@@ -19,7 +19,6 @@ import responses
 from responses.matchers import json_params_matcher, query_param_matcher
 
 from camunda_ext import AuthenticationError, AuthorizationError, Client
-from camunda_ext._protocol import poller as poller_module
 from camunda_ext._protocol.backoff import Backoff
 from camunda_ext._protocol.dispatch import Dispatcher
 from camunda_ext._protocol.flow_control import FlowController
@@ -385,6 +384,7 @@ class Parts:
             wait_for=20.0,
             max_batch_size=max_batch_size,
             sleep=self.sleep,
+            backlog=self.backlog,
         )
 
     def stop(self) -> None:
@@ -462,8 +462,9 @@ def test_lock_mode_locks_reads_runs_completes_and_only_then_acks(parts, api) -> 
     assert len(parts.leaser) == 0
 
 
-@pytest.mark.parametrize("mode", [LOCK, WAKE])
-def test_events_that_are_not_work_are_acked_at_once_without_the_engine(make_parts, api, mode) -> None:
+# A lock-mode receive asks for no more events than free slots; a wake-mode one for max_batch_size.
+@pytest.mark.parametrize("mode, batch", [(LOCK, 3), (WAKE, 10)])
+def test_events_that_are_not_work_are_acked_at_once_without_the_engine(make_parts, api, mode, batch) -> None:
     parts = make_parts(mode=mode)
     expect_receive(
         api,
@@ -473,7 +474,7 @@ def test_events_that_are_not_work_are_acked_at_once_without_the_engine(make_part
             event(3, table="act_ru_execution"),
             locking_update(4),
         ],
-        batch=3,
+        batch=batch,
     )
     expect_ack(api, "ack", 1, 2, 3, 4)
 
@@ -743,7 +744,8 @@ def test_wake_mode_fetches_the_events_topics_runs_the_tasks_and_then_acks(make_p
         task_id="task-2",
         changes={"worker_id_": "crashed", "lock_exp_time_": "2026-12-04T09:59:00.000000"},
     )
-    expect_receive(api, [event(1), unlocked, event(3, "delete", task_id="task-0")], batch=3)
+    # Events hold no slot: the receive asks for max_batch_size, the fetch for the free slots.
+    expect_receive(api, [event(1), unlocked, event(3, "delete", task_id="task-0")], batch=10)
     api.add(
         responses.POST,
         url("/external-task/fetchAndLock"),
@@ -779,23 +781,49 @@ def test_wake_mode_fetches_the_events_topics_runs_the_tasks_and_then_acks(make_p
     assert not [call for call in calls if call.endswith("/lock")]
 
 
-def test_under_a_backlog_wake_mode_waits_a_moment_for_more_free_slots(make_parts, api, monkeypatch) -> None:
-    # A long linger is only a hang guard here: the wait ends when the slots are back.
-    monkeypatch.setattr(poller_module, "_BACKLOG_LINGER", WAIT)
-    parts = make_parts(mode=WAKE, settings=WorkerSettings(max_tasks=6, poll_interval=0.25))
-    parts.backlog.set()  # the last wake fetch came back full
-    parts.flow.reserve(most=5)  # five handlers busy, one slot free
-    releaser = threading.Timer(0.01, parts.flow.release, args=(2,))  # two handlers end just after
-    expect_receive(api, [], batch=3)
+def test_under_a_backlog_wake_mode_leaves_the_events_in_sequin(make_parts, api) -> None:
+    parts = make_parts(mode=WAKE)
+    parts.backlog.set()  # a fetch came back full: the extra pollers fetch every topic
 
-    releaser.start()
-    try:
-        parts.puller.pull_once()
-    finally:
-        releaser.join()
+    assert parts.puller.pull_once() == 0.25  # looks again after poll_interval
 
-    # One receive (and so one fetch) for the three slots, not one for the first and another for the rest.
-    assert bodies(api, "/receive") == [{"max_batch_size": 3, "wait_for": 20_000}]
+    assert paths(api) == []
+    assert parts.flow.free == 3
+
+
+def test_once_the_backlog_is_gone_one_fetch_serves_a_large_batch_of_events(make_parts, api) -> None:
+    parts = make_parts(mode=WAKE, max_batch_size=1000)
+    parts.backlog.set()
+    assert parts.puller.pull_once() == 0.25
+    parts.backlog.clear()  # a fetch came back short
+    # The events that waited: mostly of tasks the extra pollers ran meanwhile.
+    waited = [event(n, task_id="done-%d" % n) for n in range(1, 101)]
+    expect_receive(api, waited, batch=1000)
+    api.add(
+        responses.POST,
+        url("/external-task/fetchAndLock"),
+        match=[
+            json_params_matcher(
+                {
+                    "workerId": WORKER_ID,
+                    "maxTasks": 3,
+                    "topics": [{"topicName": "score", "lockDuration": 60_000}],
+                }
+            )
+        ],
+        json=[task_json("task-new", "score")],
+    )
+    expect_complete(api, "task-new")
+    expect_ack(api, "ack", *range(1, 101))
+
+    assert parts.puller.pull_once() == 0.0
+    parts.flow.wait_idle()
+
+    assert parts.handlers.ids == ["task-new"]
+    assert [call for call in paths(api) if call.startswith("POST sequin:")] == [
+        "POST sequin:/receive",
+        "POST sequin:/ack",
+    ]
 
 
 def test_wake_mode_fetches_once_for_all_topics_of_the_batch(make_parts, api) -> None:
@@ -1017,7 +1045,7 @@ def test_start_runs_one_named_thread(make_parts, api) -> None:
 
 def test_wake_mode_nacks_the_events_of_tasks_it_had_no_slot_for(make_parts, api) -> None:
     parts = make_parts(mode=WAKE, settings=WorkerSettings(max_tasks=1, poll_interval=0.25))
-    expect_receive(api, [event(1, task_id="a")], batch=1)
+    expect_receive(api, [event(1, task_id="a")])
     api.add(responses.POST, url("/external-task/fetchAndLock"), json=[task_json("b", "score")])
     expect_complete(api, "b")
     expect_ack(api, "nack", 1)  # task a was not fetched: the slot went to b

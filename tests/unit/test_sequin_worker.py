@@ -7,6 +7,7 @@ and wake-mode run, and the fatal answers that stop the worker.
 from __future__ import annotations
 
 import base64
+import collections
 import json
 import logging
 import threading
@@ -365,57 +366,61 @@ def test_wake_mode_end_to_end(make_worker, api) -> None:
     assert "asyncResponseTimeout" not in body
     assert body["topics"] == [{"topicName": "score", "lockDuration": 30_000}]
     assert log == ["wake fetch", "ack"]
+    # An event holds no slot: the receive asked for Sequin's largest batch, not the 2 slots.
+    assert fake.receives[0]["max_batch_size"] == 1000
     assert not [call for call in paths(api) if call.endswith("/lock")]
 
 
 def test_in_wake_mode_a_full_fetch_lets_the_extra_poller_fetch_without_an_event(make_worker, api) -> None:
-    swept = threading.Event()
-    # The sweep at start goes first: then each fetch is known by its turn.
-    fake = FakeSequin([[insert(1, "task-1"), insert(2, "task-2")]], first_after=swept).install(api, ack=True)
-    bodies: List[Dict[str, Any]] = []
+    fake = FakeSequin([[insert(1, "task-1"), insert(2, "task-2")]]).install(api, ack=True)
+    # Each fetch by the thread that sent it: the sweep at start may come before or after the others.
+    fetches: Dict[str, List[Dict[str, Any]]] = collections.defaultdict(list)
     extra_fetch = threading.Event()
 
     def fetch(request: Any) -> Any:
-        bodies.append(json.loads(request.body))
-        if len(bodies) == 1:
-            swept.set()
-            return answer(200, [])
-        if len(bodies) == 2:  # the wake fetch: as many tasks as slots, so more may be waiting
+        sender = threading.current_thread().name
+        fetches[sender].append(json.loads(request.body))
+        if sender == "camunda-ext-sequin":  # the wake fetch: as many tasks as slots, so more may be waiting
             return answer(200, [task_json("task-1", "score"), task_json("task-2", "score")])
-        extra_fetch.set()
+        if sender == "camunda-ext-poller-2":
+            extra_fetch.set()
         return answer(200, [])
 
     api.add_callback(responses.POST, FETCH_URL, callback=fetch)
     for task_id in ("task-1", "task-2"):
         api.add(responses.POST, ENGINE + "/external-task/%s/complete" % task_id, status=204)
     started = {task_id: threading.Event() for task_id in ("task-1", "task-2")}
-    finish = threading.Event()
+    finish = {task_id: threading.Event() for task_id in ("task-1", "task-2")}
 
     def score(task: Any, complete: Any, fail: Any) -> None:
         started[task.id].set()
-        assert finish.wait(WAIT)
+        assert finish[task.id].wait(WAIT)
         complete().execute()
 
-    worker = make_worker(mode="wake", max_tasks=3, max_batch_size=2, fetch_concurrency=2)
+    worker = make_worker(mode="wake", max_tasks=2, fetch_concurrency=2)
     worker.register_handler("score", score)
     worker.register_handler("notify", noop)
 
     worker.start()
-    wait(extra_fetch, "a fetch for the free slot while the wake fetch's tasks run")
     wait(fake.acked, "the ack of the events the wake fetch served")
     for task_id, event in started.items():
         wait(event, "the handler of " + task_id)
-    finish.set()
+    finish["task-1"].set()  # a slot frees: the backlog is fetched without waiting for an event
+    wait(extra_fetch, "a fetch for the freed slot while task-2 runs")
+    finish["task-2"].set()
     worker.stop(WAIT)
 
-    _, woken, extra = bodies[:3]
+    [woken] = fetches["camunda-ext-sequin"]
     assert [topic["topicName"] for topic in woken["topics"]] == ["score"]
-    # The one event-bearing receive woke one fetch; the extra poller asked for every
-    # topic, for the one free slot, at once (no long poll).
+    assert woken["maxTasks"] == 2
+    # The extra poller asked for every topic, for the one free slot, at once (no long poll).
+    extra = fetches["camunda-ext-poller-2"][0]
     assert [topic["topicName"] for topic in extra["topics"]] == ["score", "notify"]
     assert extra["maxTasks"] == 1
     assert "asyncResponseTimeout" not in extra
     assert fake.acks == [[ack_id(1), ack_id(2)]]
+    # Under the backlog the events were left in Sequin: one receive, no other.
+    assert len(fake.receives) == 1
 
 
 def test_in_lock_mode_there_is_no_extra_poller(make_worker, api) -> None:
