@@ -13,7 +13,7 @@ from camunda_ext import Client, CountingMetrics, SequinWorker, Worker
 from harness import Engine
 from tests.integration import cdc_fixtures
 from tests.integration.conftest import BPMN, new_client
-from tests.integration.test_worker_engine import LoanHandlers, wait_until
+from tests.integration.test_worker_engine import LoanHandlers, wait_finished, wait_until
 
 # The fixtures of cdc_fixtures, visible to this module's tests.
 cdc_password = cdc_fixtures.cdc_password
@@ -69,14 +69,7 @@ def test_both_modes_finish_loan_granting_and_loan_granter_sees_score(
 
     with worker:
         ids = [pg_client.start_process_instance("loan-granting").id for _ in range(instances)]
-        wait_until(
-            lambda: (
-                pg_client.count_history_process_instances(process_instance_ids=ids, finished=True)
-                == instances
-            ),
-            120,
-            "%d instances through CDC in %s mode" % (instances, mode),
-        )
+        wait_finished(pg_client, ids, 120, "%d instances through CDC in %s mode" % (instances, mode))
 
     assert sorted(handlers.scores_granted) == sorted([7, 9] * instances)
     assert handlers.scores_rejected == [3] * instances
@@ -110,14 +103,7 @@ def test_wake_mode_leaves_the_events_in_sequin_while_its_pollers_work_off_a_back
     handlers.register(worker)
 
     with worker:
-        wait_until(
-            lambda: (
-                pg_client.count_history_process_instances(process_instance_ids=ids, finished=True)
-                == instances
-            ),
-            120,
-            "%d instances through a wake worker with 4 slots" % instances,
-        )
+        wait_finished(pg_client, ids, 120, "%d instances through a wake worker with 4 slots" % instances)
         wait_until(lambda: sequin_server.pending() == 0, 30, "the ack of every event")
 
     counts = metrics.snapshot()
@@ -180,11 +166,7 @@ def test_worker_and_sequin_worker_side_by_side_never_complete_a_task_twice(
     cdc.register_handler("mayThrow", recorder("cdc"))
     with rest, cdc:
         ids = [pg_client.start_process_instance("bpmn-error-test").id for _ in range(40)]
-        wait_until(
-            lambda: pg_client.count_history_process_instances(process_instance_ids=ids, finished=True) == 40,
-            120,
-            "40 instances with both workers",
-        )
+        wait_finished(pg_client, ids, 120, "40 instances with both workers")
 
     everything = ran["rest"] + ran["cdc"]
     assert len(everything) == len(set(everything)) == 40

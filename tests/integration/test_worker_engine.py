@@ -26,6 +26,15 @@ def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None
         time.sleep(0.2)
 
 
+def wait_finished(client: Client, ids: List[str], timeout: float, what: str) -> None:
+    """Poll the engine's history until every instance in ``ids`` has ended."""
+    wait_until(
+        lambda: client.count_history_process_instances(process_instance_ids=ids, finished=True) == len(ids),
+        timeout,
+        what,
+    )
+
+
 class LoanHandlers:
     """The loan-granting handlers, recording what they saw and when they finished."""
 
@@ -72,14 +81,7 @@ def run_loan_granting(engine: Engine, instances: int) -> Dict[str, Any]:
             )
             handlers.register(worker)
             with worker:
-                wait_until(
-                    lambda: (
-                        setup.count_history_process_instances(process_instance_ids=ids, finished=True)
-                        == instances
-                    ),
-                    180,
-                    "%d loan-granting instances to finish" % instances,
-                )
+                wait_finished(setup, ids, 180, "%d loan-granting instances to finish" % instances)
             return {"handlers": handlers, "metrics": metrics.snapshot()}
         finally:
             setup.delete_deployment(deployment.id, cascade=True)
@@ -252,11 +254,7 @@ def test_two_workers_on_one_engine_never_run_a_task_twice(
         worker.register_handler("mayThrow", record)
         worker.start()
     try:
-        wait_until(
-            lambda: client.count_history_process_instances(process_instance_ids=ids, finished=True) == 40,
-            60,
-            "40 instances to finish",
-        )
+        wait_finished(client, ids, 60, "40 instances to finish")
     finally:
         for worker in workers:
             worker.stop()

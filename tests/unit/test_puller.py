@@ -153,6 +153,24 @@ def expect_ack(api: responses.RequestsMock, action: str, *numbers: int) -> None:
     )
 
 
+def expect_score_wake_fetch(api: responses.RequestsMock, *task_ids: str) -> None:
+    """A wake fetch for the 3 free slots of the ``score`` topic alone (no long poll), answered with ``task_ids``."""
+    api.add(
+        responses.POST,
+        url("/external-task/fetchAndLock"),
+        match=[
+            json_params_matcher(
+                {
+                    "workerId": WORKER_ID,
+                    "maxTasks": 3,
+                    "topics": [{"topicName": "score", "lockDuration": 60_000}],
+                }
+            )
+        ],
+        json=[task_json(task_id, "score") for task_id in task_ids],
+    )
+
+
 def expect_lock(
     api: responses.RequestsMock,
     task_id: str = "task-1",
@@ -746,21 +764,7 @@ def test_wake_mode_fetches_the_events_topics_runs_the_tasks_and_then_acks(make_p
     )
     # Events hold no slot: the receive asks for max_batch_size, the fetch for the free slots.
     expect_receive(api, [event(1), unlocked, event(3, "delete", task_id="task-0")], batch=10)
-    api.add(
-        responses.POST,
-        url("/external-task/fetchAndLock"),
-        match=[
-            json_params_matcher(
-                {
-                    "workerId": WORKER_ID,
-                    "maxTasks": 3,
-                    # Only the events' topic, and no long poll.
-                    "topics": [{"topicName": "score", "lockDuration": 60_000}],
-                }
-            )
-        ],
-        json=[task_json("task-1", "score"), task_json("task-2", "score")],
-    )
+    expect_score_wake_fetch(api, "task-1", "task-2")
     expect_complete(api, "task-1")
     expect_complete(api, "task-2")
     acked: List[List[str]] = []
@@ -799,20 +803,7 @@ def test_once_the_backlog_is_gone_one_fetch_serves_a_large_batch_of_events(make_
     # The events that waited: mostly of tasks the extra pollers ran meanwhile.
     waited = [event(n, task_id="done-%d" % n) for n in range(1, 101)]
     expect_receive(api, waited, batch=1000)
-    api.add(
-        responses.POST,
-        url("/external-task/fetchAndLock"),
-        match=[
-            json_params_matcher(
-                {
-                    "workerId": WORKER_ID,
-                    "maxTasks": 3,
-                    "topics": [{"topicName": "score", "lockDuration": 60_000}],
-                }
-            )
-        ],
-        json=[task_json("task-new", "score")],
-    )
+    expect_score_wake_fetch(api, "task-new")
     expect_complete(api, "task-new")
     expect_ack(api, "ack", *range(1, 101))
 
