@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import threading
 from typing import Any, List, Optional, Tuple, Union
 
 from camunda_ext._protocol.dispatch import Dispatcher
 from camunda_ext._protocol.flow_control import FlowController
 from camunda_ext._protocol.manager import Manager, SourceAndFlow
+from camunda_ext._protocol.poller import Backlog
 from camunda_ext._protocol.puller import LOCK, WAKE, Puller
 from camunda_ext._protocol.task_loader import TaskLoader
 from camunda_ext.client import Client
@@ -114,7 +114,7 @@ class SequinWorker(BaseWorker):
         # Set while fetches come back full: then the extra pollers fetch as slots
         # free, without waiting for the next event (as Worker's do), and the
         # puller leaves the events in Sequin.
-        backlog = threading.Event()
+        backlog = Backlog()
         wake_poller = self._poller(
             manager, dispatcher, flow, async_response_timeout=None, name="camunda-ext-wake", backlog=backlog
         )

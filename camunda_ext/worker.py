@@ -12,7 +12,7 @@ from camunda_ext._protocol.clock import Clock, Jitter, SystemClock, system_jitte
 from camunda_ext._protocol.dispatch import Dispatcher
 from camunda_ext._protocol.flow_control import FlowController
 from camunda_ext._protocol.manager import Manager, SourceAndFlow
-from camunda_ext._protocol.poller import Poller
+from camunda_ext._protocol.poller import Backlog, Poller
 from camunda_ext.builders import DEFAULT_RETRIES
 from camunda_ext.client import Client
 from camunda_ext.errors import ConfigurationError
@@ -286,7 +286,7 @@ class BaseWorker(abc.ABC):
         )
 
     def _backlog_pollers(
-        self, manager: Manager, dispatcher: Dispatcher, flow: FlowController, backlog: threading.Event
+        self, manager: Manager, dispatcher: Dispatcher, flow: FlowController, backlog: Backlog
     ) -> List[Poller]:
         """The ``fetch_concurrency - 1`` extra pollers that fetch only while ``backlog`` is set."""
         return [
@@ -341,7 +341,7 @@ class Worker(BaseWorker):
         flow = FlowController(self.settings.max_tasks)
         # Set while fetches come back full: then the extra pollers fetch too, so
         # that fetching overlaps with handling; idle, they send nothing.
-        backlog = threading.Event()
+        backlog = Backlog()
         long_poller = self._poller(
             manager,
             dispatcher,

@@ -30,8 +30,8 @@ logger = logging.getLogger(__name__)
 #: Seconds a fetch under a backlog waits for more slots to free up.
 _BACKLOG_LINGER = 0.05
 
-#: Seconds an extra poller waits for a backlog before it looks at the stop event again.
-_GATE_TICK = 0.5
+#: Seconds a thread waits for the backlog to start or end before it looks at the stop event again.
+GATE_TICK = 0.5
 
 #: Longest time in seconds from the engine locking a long poll's tasks to their
 #: answer arriving here (a pause of the engine's JVM, a slow network).
@@ -40,6 +40,43 @@ _ANSWER_MARGIN = 5.0
 #: Answers to fetchAndLock that retrying cannot fix: wrong credentials, a wrong
 #: base URL (404) or a request the engine refuses (400). They stop the worker.
 FATAL_FETCH_ERRORS = (AuthenticationError, AuthorizationError, NotFoundError, BadRequestError)
+
+
+class Backlog:
+    """Whether the engine has more tasks than fetches ask for: set by a full answer, cleared by a short one.
+
+    Unlike a :class:`threading.Event`, its end can be waited for too. Thread-safe.
+    """
+
+    def __init__(self) -> None:
+        self._changed = threading.Condition()
+        self._full = False  # guarded by _changed
+
+    def set(self) -> None:
+        self._update(True)
+
+    def clear(self) -> None:
+        self._update(False)
+
+    def is_set(self) -> bool:
+        with self._changed:
+            return self._full
+
+    def wait(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` seconds for a backlog; whether there is one."""
+        with self._changed:
+            return self._changed.wait_for(lambda: self._full, timeout)
+
+    def wait_cleared(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` seconds for the backlog to end; whether it has."""
+        with self._changed:
+            return self._changed.wait_for(lambda: not self._full, timeout)
+
+    def _update(self, full: bool) -> None:
+        with self._changed:
+            if self._full != full:
+                self._full = full
+                self._changed.notify_all()
 
 
 class Poller(RoundLoop):
@@ -92,7 +129,7 @@ class Poller(RoundLoop):
         async_response_timeout: Optional[float],
         name: str = "camunda-ext-poller",
         every: Optional[float] = None,
-        backlog: Optional[threading.Event] = None,
+        backlog: Optional[Backlog] = None,
         on_backlog_only: bool = False,
     ) -> None:
         self._client = client
@@ -217,7 +254,7 @@ class Poller(RoundLoop):
 
     def _ready(self) -> bool:
         if self._on_backlog_only and self._backlog is not None:
-            return self._backlog.wait(_GATE_TICK)  # no backlog: no request
+            return self._backlog.wait(GATE_TICK)  # no backlog: no request
         return True
 
     def _back_off(self, error: BaseException) -> float:

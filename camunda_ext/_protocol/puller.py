@@ -13,7 +13,7 @@ from camunda_ext._protocol.dispatch import Dispatcher
 from camunda_ext._protocol.events import Work, classify
 from camunda_ext._protocol.flow_control import FlowController
 from camunda_ext._protocol.loop import RoundLoop
-from camunda_ext._protocol.poller import FATAL_FETCH_ERRORS, Poller
+from camunda_ext._protocol.poller import FATAL_FETCH_ERRORS, GATE_TICK, Backlog, Poller
 from camunda_ext._protocol.reporter import is_transient
 from camunda_ext._protocol.task_loader import TaskLoader
 from camunda_ext.errors import (
@@ -87,7 +87,7 @@ class Puller(RoundLoop):
         wait_for: float,
         max_batch_size: int,
         sleep: Callable[[float], object],
-        backlog: Optional[threading.Event] = None,
+        backlog: Optional[Backlog] = None,
     ) -> None:
         if mode not in (LOCK, WAKE):
             raise ValueError("mode must be 'lock' or 'wake'")
@@ -117,7 +117,9 @@ class Puller(RoundLoop):
         """One round: receive, sort, act, ack. Returns seconds to wait before the next."""
         if self._mode == WAKE:
             if self._backlog is not None and self._backlog.is_set():
-                return self._settings.poll_interval  # the extra pollers fetch every topic meanwhile
+                # The extra pollers fetch every topic meanwhile; receive again as soon as one comes back short.
+                self._backlog.wait_cleared(GATE_TICK)
+                return 0.0
             # A free slot first: events received are in flight, hidden from other
             # workers, until this worker's fetch serves or nacks them.
             reserved = self._wake_poller.reserve()

@@ -17,7 +17,7 @@ from camunda_ext import AuthenticationError, AuthorizationError, BadRequestError
 from camunda_ext._protocol import poller as poller_module
 from camunda_ext._protocol.dispatch import Dispatcher
 from camunda_ext._protocol.flow_control import FlowController
-from camunda_ext._protocol.poller import Poller
+from camunda_ext._protocol.poller import Backlog, Poller
 from camunda_ext._protocol.reporter import Reporter
 from camunda_ext.metrics import NullMetrics
 from camunda_ext.settings import WorkerSettings
@@ -363,7 +363,7 @@ def test_under_a_backlog_a_fetch_waits_a_moment_for_more_free_slots(
 ) -> None:
     # A long linger is only a hang guard here: the wait ends when the slots are back.
     monkeypatch.setattr(poller_module, "_BACKLOG_LINGER", WAIT)
-    backlog = threading.Event()
+    backlog = Backlog()
     backlog.set()  # the last answer came back full
     parts = make_parts(backlog=backlog)
     parts.flow.reserve(most=4)  # four handlers busy, one slot free

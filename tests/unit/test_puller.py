@@ -19,11 +19,12 @@ import responses
 from responses.matchers import json_params_matcher, query_param_matcher
 
 from camunda_ext import AuthenticationError, AuthorizationError, Client
+from camunda_ext._protocol import puller as puller_module
 from camunda_ext._protocol.backoff import Backoff
 from camunda_ext._protocol.dispatch import Dispatcher
 from camunda_ext._protocol.flow_control import FlowController
 from camunda_ext._protocol.leaser import Leaser
-from camunda_ext._protocol.poller import Poller
+from camunda_ext._protocol.poller import Backlog, Poller
 from camunda_ext._protocol.puller import LOCK, WAKE, Puller
 from camunda_ext._protocol.reporter import Reporter
 from camunda_ext._protocol.task_loader import TaskLoader
@@ -357,7 +358,7 @@ class Parts:
             "notify": subscription("notify", self.handlers, lock_duration=30_000),
         }
         self.flow = SpyFlow(settings.max_tasks)
-        self.backlog = threading.Event()  # set while wake fetches come back full
+        self.backlog = Backlog()  # set while fetches come back full
         # The leaser thread is not started: locks are tracked, not extended.
         self.leaser = Leaser(client, self.metrics, clock, jitter)
         self.reporter = Reporter(
@@ -785,21 +786,47 @@ def test_wake_mode_fetches_the_events_topics_runs_the_tasks_and_then_acks(make_p
     assert not [call for call in calls if call.endswith("/lock")]
 
 
-def test_under_a_backlog_wake_mode_leaves_the_events_in_sequin(make_parts, api) -> None:
+def test_under_a_backlog_wake_mode_leaves_the_events_in_sequin(make_parts, api, monkeypatch) -> None:
+    monkeypatch.setattr(puller_module, "GATE_TICK", 0.01)  # then it looks at the stop event
     parts = make_parts(mode=WAKE)
     parts.backlog.set()  # a fetch came back full: the extra pollers fetch every topic
 
-    assert parts.puller.pull_once() == 0.25  # looks again after poll_interval
+    assert parts.puller.pull_once() == 0.0
 
     assert paths(api) == []
     assert parts.flow.free == 3
 
 
+def test_a_wake_puller_waiting_out_a_backlog_receives_as_soon_as_it_ends(
+    make_parts, api, monkeypatch
+) -> None:
+    # Only the end of the backlog can end the wait within the test's time.
+    monkeypatch.setattr(puller_module, "GATE_TICK", 10 * WAIT)
+    parts = make_parts(mode=WAKE)
+    parts.backlog.set()
+    waiting = threading.Event()
+    wait_cleared = parts.backlog.wait_cleared
+
+    def spied(timeout: float) -> bool:
+        waiting.set()
+        return wait_cleared(timeout)
+
+    monkeypatch.setattr(parts.backlog, "wait_cleared", spied)
+    rounds: List[float] = []
+    helper = threading.Thread(target=lambda: rounds.append(parts.puller.pull_once()))
+    helper.start()
+    wait(waiting, "the puller to wait out the backlog")
+    parts.backlog.clear()  # an extra poller's fetch came back short
+    helper.join(WAIT)
+    assert rounds == [0.0]
+    expect_receive(api, [], batch=10)
+
+    assert parts.puller.pull_once() == 0.25  # the next round receives (nothing came)
+
+
 def test_once_the_backlog_is_gone_one_fetch_serves_a_large_batch_of_events(make_parts, api) -> None:
     parts = make_parts(mode=WAKE, max_batch_size=1000)
-    parts.backlog.set()
-    assert parts.puller.pull_once() == 0.25
-    parts.backlog.clear()  # a fetch came back short
+    parts.backlog.clear()  # the extra pollers worked off a backlog: a fetch came back short
     # The events that waited: mostly of tasks the extra pollers ran meanwhile.
     waited = [event(n, task_id="done-%d" % n) for n in range(1, 101)]
     expect_receive(api, waited, batch=1000)
