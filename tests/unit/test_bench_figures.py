@@ -17,6 +17,12 @@ import loadtest
 import loan_granting
 import pytest
 
+#: benchkit reads process and thread CPU (and thread names) from /proc, which only
+#: Linux has; run these on Linux, as CI does.
+needs_proc = pytest.mark.skipif(
+    not sys.platform.startswith("linux"), reason="needs Linux's /proc, where benchkit reads process CPU"
+)
+
 
 def run(client: str, number: int, **figures: Any) -> Dict[str, Any]:
     """One load-test result with neutral figures, overridden by ``figures``."""
@@ -153,9 +159,7 @@ def test_a_figure_that_some_runs_lack_is_the_median_of_the_others() -> None:
     )
 
 
-@pytest.mark.skipif(
-    not sys.platform.startswith("linux"), reason="needs Linux: benchkit reads thread names and CPU from /proc"
-)
+@needs_proc
 def test_the_cpu_of_another_process_is_read_per_thread_name() -> None:
     burnt = threading.Event()  # signals: the thread has spent its CPU and is still alive
     release = threading.Event()  # signals: the snapshot is taken, the thread may end
@@ -198,9 +202,7 @@ sys.stdin.read()
 """
 
 
-@pytest.mark.skipif(
-    not sys.platform.startswith("linux"), reason="needs Linux: benchkit reads process CPU from /proc"
-)
+@needs_proc
 def test_the_cpu_of_a_process_tree_counts_its_children_alive_and_ended() -> None:
     before = benchkit.process_tree_cpu_seconds(os.getpid())
     child = subprocess.Popen(
@@ -217,9 +219,7 @@ def test_the_cpu_of_a_process_tree_counts_its_children_alive_and_ended() -> None
     assert ended >= alive
 
 
-@pytest.mark.skipif(
-    not sys.platform.startswith("linux"), reason="needs Linux: benchkit reads process CPU from /proc"
-)
+@needs_proc
 def test_the_cpu_of_children_is_counted_by_the_start_of_their_command_line() -> None:
     child = subprocess.Popen(
         [sys.executable, "-c", _BURN_THEN_WAIT], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
