@@ -190,40 +190,51 @@ def targets(runs: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
     return found
 
 
-def markdown(report: Dict[str, Any]) -> str:
-    rows = [
+#: The titles of the summary table's columns, in the order of :func:`summary_rows`.
+SUMMARY_HEADERS = (
+    "client",
+    "tasks/s",
+    "drain s",
+    "client CPU s / 1000 tasks",
+    "tasks/s vs handloop",
+    "CPU/task vs handloop",
+    "requests/task",
+    "fake engine CPU (of one core)",
+    "runs",
+)
+
+
+def summary_rows(report: Dict[str, Any]) -> List[List[Any]]:
+    """A row per contender: the medians of its runs, ratios to the hand-written loop's."""
+    return [
         [
             r["contender"],
-            r["tasks_per_second"],
+            round(r["tasks_per_second"]),
             r["seconds"],
-            r["client_cpu_per_1000"],
+            round(r["client_cpu_per_1000"], 3),
             "%.2fx" % r["tps_vs_handloop"] if r["tps_vs_handloop"] is not None else "-",
             "%.2fx" % r["cpu_vs_handloop"] if r["cpu_vs_handloop"] is not None else "-",
-            r["requests_per_task"],
+            round(r["requests_per_task"], 2),
             "%.0f%%" % (100 * r["server_cpu_share"]),
             "%d%s" % (r["runs"], "" if r["all_drained"] else " (time limit hit)"),
         ]
         for r in report["summary"]
     ]
-    table = benchkit.markdown_table(
-        [
-            "client",
-            "tasks/s",
-            "drain s",
-            "client CPU s / 1000 tasks",
-            "tasks/s vs handloop",
-            "CPU/task vs handloop",
-            "requests/task",
-            "fake engine CPU",
-            "runs",
-        ],
-        rows,
-    )
-    goal_rows = [
+
+
+def target_rows(report: Dict[str, Any]) -> List[List[Any]]:
+    """``[comparison, target, measured, met or MISSED]`` per target."""
+    return [
         ["Worker vs %s" % t["against"], t["target"], "%.2fx" % t["measured"], "met" if t["met"] else "MISSED"]
         for t in report["targets"]
     ]
-    goals = benchkit.markdown_table(["comparison", "target", "measured (median of rounds)", ""], goal_rows)
+
+
+def markdown(report: Dict[str, Any]) -> str:
+    table = benchkit.markdown_table(SUMMARY_HEADERS, summary_rows(report))
+    goals = benchkit.markdown_table(
+        ["comparison", "target", "measured (median of rounds)", ""], target_rows(report)
+    )
     params = report["parameters"]
     head = "%d no-op tasks, concurrency %d, %d round(s), medians; machine: %s, %s CPUs, %.0f GiB" % (
         params["tasks"],

@@ -15,51 +15,16 @@ from typing import Any, Dict, List, Optional
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import bench_overhead
 import benchkit
 import loadtest
 
 
 def overhead_tables(report: Dict[str, Any]) -> str:
     params = report["parameters"]
-    rows = [
-        [
-            r["contender"],
-            round(r["tasks_per_second"]),
-            r["seconds"],
-            round(r["client_cpu_per_1000"], 3),
-            "%.2fx" % r["tps_vs_handloop"],
-            "%.2fx" % r["cpu_vs_handloop"],
-            round(r["requests_per_task"], 2),
-            "%.0f%%" % (100 * r["server_cpu_share"]),
-            "%d%s" % (r["runs"], "" if r["all_drained"] else " (time limit hit)"),
-        ]
-        for r in report["summary"]
-    ]
-    table = benchkit.rst_table(
-        [
-            "client",
-            "tasks/s",
-            "drain s",
-            "client CPU s / 1000 tasks",
-            "tasks/s vs handloop",
-            "CPU/task vs handloop",
-            "requests/task",
-            "fake engine CPU (of one core)",
-            "runs",
-        ],
-        rows,
-    )
+    table = benchkit.rst_table(bench_overhead.SUMMARY_HEADERS, bench_overhead.summary_rows(report))
     goals = benchkit.rst_table(
-        ["comparison", "target", "measured", "result"],
-        [
-            [
-                "Worker vs %s" % t["against"],
-                t["target"],
-                "%.2fx" % t["measured"],
-                "met" if t["met"] else "missed",
-            ]
-            for t in report["targets"]
-        ],
+        ["comparison", "target", "measured", "result"], bench_overhead.target_rows(report)
     )
     per_run = benchkit.rst_table(
         ["round", "client", "tasks/s", "client CPU s / 1000 tasks"],

@@ -10,6 +10,13 @@ import pytest
 import responses
 
 from camunda_ext import Client
+from tests.unit.worker_fixtures import (  # noqa: F401  (pytest finds fixtures by their names here)
+    clock,
+    jitter,
+    no_leaked_threads,
+    ordered_engine,
+    rest_client,
+)
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "engine"
 

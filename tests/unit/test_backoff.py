@@ -6,11 +6,7 @@ import attrs
 import pytest
 
 from camunda_ext._protocol.backoff import Backoff
-from tests.unit import worker_fixtures
 from tests.unit.worker_fixtures import FixedJitter
-
-# Shared fixtures of the worker tests; the thread check is autouse.
-no_leaked_threads = worker_fixtures.no_leaked_threads
 
 
 def delays(backoff: Backoff, jitter: FixedJitter, errors: int) -> list:

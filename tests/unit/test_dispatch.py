@@ -19,7 +19,6 @@ from camunda_ext._protocol.reporter import Reporter
 from camunda_ext.metrics import NullMetrics
 from camunda_ext.models import ExternalTask
 from camunda_ext.settings import RetryPolicy
-from tests.unit import worker_fixtures
 from tests.unit.worker_fixtures import (
     WORKER_ID,
     FakeClock,
@@ -29,14 +28,6 @@ from tests.unit.worker_fixtures import (
     task_url,
     wait,
 )
-
-# Shared fixtures of the worker tests; the thread check is autouse.
-clock = worker_fixtures.clock
-engine_mock = worker_fixtures.engine_mock
-jitter = worker_fixtures.jitter
-no_leaked_threads = worker_fixtures.no_leaked_threads
-rest_client = worker_fixtures.rest_client
-
 
 Handler = Callable[[Any, Any, Any], Any]
 
@@ -109,9 +100,9 @@ def failure_body(engine: responses.RequestsMock) -> Dict[str, Any]:
 # ---------------------------------------------------------------------- outcomes
 
 
-def test_complete_with_variables(dispatcher, engine_mock, metrics) -> None:
+def test_complete_with_variables(dispatcher, engine, metrics) -> None:
     expect(
-        engine_mock,
+        engine,
         "complete",
         {
             "workerId": WORKER_ID,
@@ -132,8 +123,8 @@ def test_complete_with_variables(dispatcher, engine_mock, metrics) -> None:
     metrics.completed.assert_called_once_with("topic")
 
 
-def test_the_handler_sees_the_task_and_its_variables(dispatcher, engine_mock) -> None:
-    expect(engine_mock, "complete", {"workerId": WORKER_ID})
+def test_the_handler_sees_the_task_and_its_variables(dispatcher, engine) -> None:
+    expect(engine, "complete", {"workerId": WORKER_ID})
     seen = []
 
     def handler(task, complete, fail):
@@ -144,9 +135,9 @@ def test_the_handler_sees_the_task_and_its_variables(dispatcher, engine_mock) ->
     assert seen == [("task-1", {"amount": 10})]
 
 
-def test_fail_builder(dispatcher, engine_mock) -> None:
+def test_fail_builder(dispatcher, engine) -> None:
     expect(
-        engine_mock,
+        engine,
         "failure",
         {
             "workerId": WORKER_ID,
@@ -166,10 +157,10 @@ def test_fail_builder(dispatcher, engine_mock) -> None:
     run(dispatcher, handler)
 
 
-def test_fail_presets_and_defaults(make_dispatcher, engine_mock) -> None:
+def test_fail_presets_and_defaults(make_dispatcher, engine) -> None:
     dispatcher = make_dispatcher(RetryPolicy(retries=5, retry_timeout=3000))
     expect(
-        engine_mock,
+        engine,
         "failure",
         {
             "workerId": WORKER_ID,
@@ -180,7 +171,7 @@ def test_fail_presets_and_defaults(make_dispatcher, engine_mock) -> None:
     )
     run(dispatcher, lambda task, complete, fail: fail(message="no score").execute())
     expect(
-        engine_mock,
+        engine,
         "failure",
         {
             "workerId": WORKER_ID,
@@ -195,9 +186,9 @@ def test_fail_presets_and_defaults(make_dispatcher, engine_mock) -> None:
     )
 
 
-def test_bpmn_error_with_code_message_and_variables(dispatcher, engine_mock, metrics, caplog) -> None:
+def test_bpmn_error_with_code_message_and_variables(dispatcher, engine, metrics, caplog) -> None:
     expect(
-        engine_mock,
+        engine,
         "bpmnError",
         {
             "workerId": WORKER_ID,
@@ -217,8 +208,8 @@ def test_bpmn_error_with_code_message_and_variables(dispatcher, engine_mock, met
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING]  # a business outcome, not an error
 
 
-def test_bpmn_error_with_only_a_code(dispatcher, engine_mock) -> None:
-    expect(engine_mock, "bpmnError", {"workerId": WORKER_ID, "errorCode": "NOT_FOUND"})
+def test_bpmn_error_with_only_a_code(dispatcher, engine) -> None:
+    expect(engine, "bpmnError", {"workerId": WORKER_ID, "errorCode": "NOT_FOUND"})
 
     def handler(task, complete, fail):
         raise BpmnError("NOT_FOUND")
@@ -226,15 +217,15 @@ def test_bpmn_error_with_only_a_code(dispatcher, engine_mock) -> None:
     run(dispatcher, handler)
 
 
-def test_an_exception_becomes_a_failure_with_its_traceback(dispatcher, engine_mock, metrics, caplog) -> None:
-    expect(engine_mock, "failure", None)  # body checked below
+def test_an_exception_becomes_a_failure_with_its_traceback(dispatcher, engine, metrics, caplog) -> None:
+    expect(engine, "failure", None)  # body checked below
 
     def score_applicant(task, complete, fail):
         raise ValueError("applicant has no SSN")
 
     with caplog.at_level(logging.WARNING):
         run(dispatcher, score_applicant)
-    body = failure_body(engine_mock)
+    body = failure_body(engine)
     assert body["errorMessage"] == "ValueError: applicant has no SSN"
     assert body["errorDetails"].startswith("Traceback (most recent call last)")
     assert "score_applicant" in body["errorDetails"]
@@ -245,16 +236,14 @@ def test_an_exception_becomes_a_failure_with_its_traceback(dispatcher, engine_mo
 
 
 @pytest.mark.parametrize(("task_retries", "sent"), [(None, 3), (5, 4), (1, 0), (0, 0)])
-def test_retries_count_down_from_the_task_never_below_zero(
-    dispatcher, engine_mock, task_retries, sent
-) -> None:
-    expect(engine_mock, "failure", None)
+def test_retries_count_down_from_the_task_never_below_zero(dispatcher, engine, task_retries, sent) -> None:
+    expect(engine, "failure", None)
 
     def handler(task, complete, fail):
         raise RuntimeError("boom")
 
     run(dispatcher, handler, make_task(retries=task_retries))
-    assert failure_body(engine_mock)["retries"] == sent
+    assert failure_body(engine)["retries"] == sent
 
 
 @pytest.mark.parametrize(
@@ -263,7 +252,7 @@ def test_retries_count_down_from_the_task_never_below_zero(
 )
 def test_configured_retries_and_exponential_retry_timeout(
     make_dispatcher,
-    engine_mock,
+    engine,
     task_retries,
     retries,
     timeout,
@@ -271,19 +260,19 @@ def test_configured_retries_and_exponential_retry_timeout(
     dispatcher = make_dispatcher(
         RetryPolicy(retries=4, retry_timeout=1000, backoff_factor=2.0, max_retry_timeout=6000)
     )
-    expect(engine_mock, "failure", None)
+    expect(engine, "failure", None)
 
     def handler(task, complete, fail):
         raise ConnectionRefusedError("bureau")
 
     run(dispatcher, handler, make_task(retries=task_retries))
-    body = failure_body(engine_mock)
+    body = failure_body(engine)
     assert (body["retries"], body["retryTimeout"]) == (retries, timeout)
 
 
-def test_returning_without_an_outcome_reports_a_failure(dispatcher, engine_mock, caplog) -> None:
+def test_returning_without_an_outcome_reports_a_failure(dispatcher, engine, caplog) -> None:
     expect(
-        engine_mock,
+        engine,
         "failure",
         {
             "workerId": WORKER_ID,
@@ -298,8 +287,8 @@ def test_returning_without_an_outcome_reports_a_failure(dispatcher, engine_mock,
     assert record.levelno == logging.WARNING and "returned without an outcome" in record.getMessage()
 
 
-def test_a_second_outcome_is_refused(dispatcher, engine_mock) -> None:
-    expect(engine_mock, "complete", {"workerId": WORKER_ID})
+def test_a_second_outcome_is_refused(dispatcher, engine) -> None:
+    expect(engine, "complete", {"workerId": WORKER_ID})
     refused = []
 
     def handler(task, complete, fail):
@@ -311,13 +300,11 @@ def test_a_second_outcome_is_refused(dispatcher, engine_mock) -> None:
 
     run(dispatcher, handler)
     assert len(refused) == 1 and "task-1" in str(refused[0])
-    assert len(engine_mock.calls) == 1
+    assert len(engine.calls) == 1
 
 
-def test_an_exception_after_completion_is_logged_not_reported(
-    dispatcher, engine_mock, metrics, caplog
-) -> None:
-    expect(engine_mock, "complete", {"workerId": WORKER_ID})
+def test_an_exception_after_completion_is_logged_not_reported(dispatcher, engine, metrics, caplog) -> None:
+    expect(engine, "complete", {"workerId": WORKER_ID})
 
     def handler(task, complete, fail):
         complete().execute()
@@ -325,16 +312,16 @@ def test_an_exception_after_completion_is_logged_not_reported(
 
     with caplog.at_level(logging.ERROR, logger="camunda_ext._protocol.dispatch"):
         run(dispatcher, handler)
-    assert len(engine_mock.calls) == 1
+    assert len(engine.calls) == 1
     metrics.failed.assert_not_called()
     [record] = caplog.records
     assert "raised after reporting its outcome" in record.getMessage()
     assert record.exc_info[0] is KeyError
 
 
-def test_an_outcome_the_engine_refuses_unlocks_the_task(dispatcher, engine_mock, metrics, caplog) -> None:
-    expect(engine_mock, "failure", None, **engine_error(400, "RestException", "retries must be >= 0"))
-    engine_mock.add(responses.POST, task_url("task-1", "unlock"), status=204)
+def test_an_outcome_the_engine_refuses_unlocks_the_task(dispatcher, engine, metrics, caplog) -> None:
+    expect(engine, "failure", None, **engine_error(400, "RestException", "retries must be >= 0"))
+    engine.add(responses.POST, task_url("task-1", "unlock"), status=204)
 
     def handler(task, complete, fail):
         raise RuntimeError("boom")
@@ -351,11 +338,11 @@ def test_an_outcome_the_engine_refuses_unlocks_the_task(dispatcher, engine_mock,
 @pytest.mark.parametrize("raises", [False, True], ids=["completes", "raises"])
 def test_the_slot_and_the_lease_are_given_back_after_the_report(
     dispatcher,
-    engine_mock,
+    engine,
     leaser,
     raises,
 ) -> None:
-    expect(engine_mock, "failure" if raises else "complete", None)
+    expect(engine, "failure" if raises else "complete", None)
     reported_before_done = []
 
     def handler(task, complete, fail):
@@ -366,7 +353,7 @@ def test_the_slot_and_the_lease_are_given_back_after_the_report(
     done = threading.Event()
 
     def on_done() -> None:
-        reported_before_done.append(len(engine_mock.calls))
+        reported_before_done.append(len(engine.calls))
         done.set()
 
     dispatcher.dispatch(make_task(), subscription("topic", handler), on_done, LOCKED_AT)
@@ -375,8 +362,8 @@ def test_the_slot_and_the_lease_are_given_back_after_the_report(
     leaser.remove.assert_called_once_with("task-1")
 
 
-def test_handler_time_is_measured_on_the_clock(dispatcher, engine_mock, metrics, clock: FakeClock) -> None:
-    expect(engine_mock, "complete", {"workerId": WORKER_ID})
+def test_handler_time_is_measured_on_the_clock(dispatcher, engine, metrics, clock: FakeClock) -> None:
+    expect(engine, "complete", {"workerId": WORKER_ID})
 
     def handler(task, complete, fail):
         clock.advance(2.5)
@@ -391,13 +378,13 @@ def test_handler_time_is_measured_on_the_clock(dispatcher, engine_mock, metrics,
 
 def test_shutdown_cancels_handlers_not_started_and_unlocks_them(
     make_dispatcher,
-    engine_mock,
+    engine,
     leaser,
     metrics,
 ) -> None:
     dispatcher = make_dispatcher(max_workers=1)
-    engine_mock.add(responses.POST, task_url("queued", "unlock"), status=204)
-    expect(engine_mock, "complete", {"workerId": WORKER_ID})
+    engine.add(responses.POST, task_url("queued", "unlock"), status=204)
+    expect(engine, "complete", {"workerId": WORKER_ID})
     started, release = threading.Event(), threading.Event()
     ran: List[str] = []
 
@@ -424,9 +411,9 @@ def test_shutdown_cancels_handlers_not_started_and_unlocks_them(
     assert ran == ["task-1"]
 
 
-def test_shutdown_waits_for_running_handlers(make_dispatcher, engine_mock) -> None:
+def test_shutdown_waits_for_running_handlers(make_dispatcher, engine) -> None:
     dispatcher = make_dispatcher()
-    expect(engine_mock, "complete", {"workerId": WORKER_ID})
+    expect(engine, "complete", {"workerId": WORKER_ID})
     started, release = threading.Event(), threading.Event()
 
     def handler(task, complete, fail):
@@ -437,9 +424,7 @@ def test_shutdown_waits_for_running_handlers(make_dispatcher, engine_mock) -> No
     dispatcher.dispatch(make_task(), subscription("topic", handler), lambda: None, LOCKED_AT)
     wait(started, "the handler to start")
     returned: List[Any] = []
-    stopper = threading.Thread(
-        target=lambda: returned.append((dispatcher.shutdown(None), len(engine_mock.calls)))
-    )
+    stopper = threading.Thread(target=lambda: returned.append((dispatcher.shutdown(None), len(engine.calls))))
     stopper.start()
     release.set()
     stopper.join(5.0)
@@ -448,10 +433,8 @@ def test_shutdown_waits_for_running_handlers(make_dispatcher, engine_mock) -> No
     assert reported == 1  # the handler's complete was sent before shutdown returned
 
 
-def test_a_task_dispatched_after_shutdown_is_unlocked_not_run(
-    dispatcher, engine_mock, leaser, metrics
-) -> None:
-    engine_mock.add(responses.POST, task_url("late", "unlock"), status=204)
+def test_a_task_dispatched_after_shutdown_is_unlocked_not_run(dispatcher, engine, leaser, metrics) -> None:
+    engine.add(responses.POST, task_url("late", "unlock"), status=204)
     dispatcher.shutdown(None)
     handler = mock.Mock()
     on_done = mock.Mock()
@@ -475,8 +458,8 @@ def test_describe_an_exception() -> None:
 # ---------------------------------------------------------------------- leases
 
 
-def test_a_dispatched_task_is_leased_from_its_lock(dispatcher, engine_mock, leaser) -> None:
-    expect(engine_mock, "complete", {"workerId": WORKER_ID})
+def test_a_dispatched_task_is_leased_from_its_lock(dispatcher, engine, leaser) -> None:
+    expect(engine, "complete", {"workerId": WORKER_ID})
     run(dispatcher, lambda task, complete, fail: complete().execute())
     leaser.add.assert_called_once_with("task-1", "topic", 30_000, LOCKED_AT)
     leaser.remove.assert_called_once_with("task-1")
@@ -507,12 +490,12 @@ def real_leaser_dispatcher(rest_client, metrics, clock, jitter) -> Iterator[Tupl
 
 
 def test_a_task_fetched_while_an_event_holds_its_claim_runs_when_the_event_did_not_run_it(
-    real_leaser_dispatcher, engine_mock
+    real_leaser_dispatcher, engine
 ) -> None:
     # A lock-mode event claimed the task; the sweep's fetch locked it first, so the
     # event's lock by id failed. The fetched copy is the only lock: it must run.
     dispatcher, leaser = real_leaser_dispatcher
-    expect(engine_mock, "complete", {"workerId": WORKER_ID})
+    expect(engine, "complete", {"workerId": WORKER_ID})
     ran, done = threading.Event(), threading.Event()
 
     def handler(task: Any, complete: Any, fail: Any) -> None:
@@ -540,9 +523,9 @@ def test_a_task_fetched_again_while_its_handler_ran_here_is_dropped(real_leaser_
     assert leaser.leased() == {}  # no lease extends a lock nobody works on
 
 
-def test_a_fetched_copy_waiting_at_shutdown_is_unlocked(real_leaser_dispatcher, engine_mock) -> None:
+def test_a_fetched_copy_waiting_at_shutdown_is_unlocked(real_leaser_dispatcher, engine) -> None:
     dispatcher, _ = real_leaser_dispatcher
-    engine_mock.add(responses.POST, task_url("task-1", "unlock"), status=204)
+    engine.add(responses.POST, task_url("task-1", "unlock"), status=204)
     handler, on_done = mock.Mock(), mock.Mock()
     assert dispatcher.claim("task-1")
     assert dispatcher.dispatch(make_task(), subscription("topic", handler), on_done, LOCKED_AT)
@@ -550,4 +533,4 @@ def test_a_fetched_copy_waiting_at_shutdown_is_unlocked(real_leaser_dispatcher, 
     dispatcher.unclaim("task-1", ran=False)  # the holder's job was cancelled
     handler.assert_not_called()
     on_done.assert_called_once_with()
-    assert [c.request.url for c in engine_mock.calls] == [task_url("task-1", "unlock")]
+    assert [c.request.url for c in engine.calls] == [task_url("task-1", "unlock")]

@@ -8,11 +8,7 @@ from typing import List
 import pytest
 
 from camunda_ext._protocol.flow_control import FlowController
-from tests.unit import worker_fixtures
 from tests.unit.worker_fixtures import WAIT, wait
-
-# Shared fixtures of the worker tests; the thread check is autouse.
-no_leaked_threads = worker_fixtures.no_leaked_threads
 
 
 def test_reserve_takes_every_free_slot() -> None:

@@ -15,7 +15,6 @@ from responses.matchers import json_params_matcher
 from camunda_ext import Client
 from camunda_ext._protocol.leaser import Leaser
 from camunda_ext.metrics import NullMetrics
-from tests.unit import worker_fixtures
 from tests.unit.worker_fixtures import (
     LOCK_UNLOCKED,
     LOCKED_BY_OTHER,
@@ -28,14 +27,6 @@ from tests.unit.worker_fixtures import (
     task_url,
     wait,
 )
-
-# Shared fixtures of the worker tests; the thread check is autouse.
-clock = worker_fixtures.clock
-engine_mock = worker_fixtures.engine_mock
-jitter = worker_fixtures.jitter
-no_leaked_threads = worker_fixtures.no_leaked_threads
-rest_client = worker_fixtures.rest_client
-
 
 LOCK_MS = 30_000
 
@@ -63,22 +54,22 @@ def expect_extend(
     )
 
 
-def test_nothing_is_extended_before_half_the_lock_duration(leaser, clock, engine_mock) -> None:
+def test_nothing_is_extended_before_half_the_lock_duration(leaser, clock, engine) -> None:
     leaser.add("task-1", "topic", LOCK_MS, clock.now)
     clock.advance(14.9)
     assert leaser.maybe_extend() == pytest.approx(0.1)
-    assert len(engine_mock.calls) == 0
+    assert len(engine.calls) == 0
 
 
 def test_a_lock_is_extended_by_its_full_duration_once_half_has_passed(
     leaser,
     clock,
-    engine_mock,
+    engine,
     metrics,
 ) -> None:
     leaser.add("task-1", "topic", LOCK_MS, clock.now)
     clock.advance(15.0)
-    expect_extend(engine_mock)
+    expect_extend(engine)
     # The next extension is due half a duration after this one, capped by the tick.
     assert leaser.maybe_extend() == 5.0
     metrics.lock_extended.assert_called_once_with("topic")
@@ -89,17 +80,17 @@ def test_a_lock_is_extended_by_its_full_duration_once_half_has_passed(
     assert not leaser.holds("task-1")
 
 
-def test_each_extension_restarts_the_half_duration_count(leaser, clock, engine_mock) -> None:
+def test_each_extension_restarts_the_half_duration_count(leaser, clock, engine) -> None:
     leaser.add("task-1", "topic", 4000, clock.now)
     clock.advance(2.0)
-    expect_extend(engine_mock, duration=4000)
+    expect_extend(engine, duration=4000)
     assert leaser.maybe_extend() == 2.0
     clock.advance(1.9)
     assert leaser.maybe_extend() == pytest.approx(0.1)
     clock.advance(0.1)
-    expect_extend(engine_mock, duration=4000)
+    expect_extend(engine, duration=4000)
     leaser.maybe_extend()
-    assert len(engine_mock.calls) == 2
+    assert len(engine.calls) == 2
 
 
 def test_next_due_is_the_soonest_lease_bounded_by_the_tick(leaser, clock) -> None:
@@ -113,10 +104,10 @@ def test_next_due_is_the_soonest_lease_bounded_by_the_tick(leaser, clock) -> Non
     assert leaser.maybe_extend() == 0.05  # never spins faster than the shortest tick
 
 
-def test_the_duration_sent_is_exactly_the_registered_milliseconds(leaser, clock, engine_mock) -> None:
+def test_the_duration_sent_is_exactly_the_registered_milliseconds(leaser, clock, engine) -> None:
     leaser.add("task-1", "topic", 1001, clock.now)
     clock.advance(0.6)
-    expect_extend(engine_mock, duration=1001)
+    expect_extend(engine, duration=1001)
     leaser.maybe_extend()
 
 
@@ -125,25 +116,25 @@ def test_gives_up_after_max_lock_duration_with_a_warning(
     metrics,
     clock,
     jitter,
-    engine_mock,
+    engine,
     caplog,
 ) -> None:
     leaser = Leaser(rest_client, metrics, clock, jitter, max_lock_duration=60.0)
     leaser.add("task-1", "topic", LOCK_MS, clock.now)
     for _ in range(3):  # at 15, 30 and 45 s
         clock.advance(15.0)
-        expect_extend(engine_mock)
+        expect_extend(engine)
         leaser.maybe_extend()
     clock.advance(15.0)
     with caplog.at_level(logging.WARNING, logger="camunda_ext._protocol.leaser"):
         leaser.maybe_extend()
-    assert len(engine_mock.calls) == 3
+    assert len(engine.calls) == 3
     [record] = [r for r in caplog.records if r.levelno == logging.WARNING]
     assert "task-1" in record.getMessage() and "max_lock_duration" in record.getMessage()
     caplog.clear()
     clock.advance(10.0)
     leaser.maybe_extend()
-    assert len(engine_mock.calls) == 3
+    assert len(engine.calls) == 3
     assert not caplog.records  # warned once
     # The last extension (at 45 s) still holds until 75 s.
     assert leaser.holds("task-1")
@@ -154,17 +145,17 @@ def test_gives_up_after_max_lock_duration_with_a_warning(
 @pytest.mark.parametrize(
     "answer", [LOCKED_BY_OTHER, LOCK_UNLOCKED, TASK_GONE], ids=["other", "unlocked", "gone"]
 )
-def test_a_lost_lock_is_no_longer_extended(leaser, clock, engine_mock, metrics, answer, caplog) -> None:
+def test_a_lost_lock_is_no_longer_extended(leaser, clock, engine, metrics, answer, caplog) -> None:
     leaser.add("task-1", "topic", LOCK_MS, clock.now)
     clock.advance(15.0)
-    expect_extend(engine_mock, **answer)
+    expect_extend(engine, **answer)
     with caplog.at_level(logging.WARNING):
         leaser.maybe_extend()
     assert not leaser.holds("task-1")
     assert "no longer this worker's" in caplog.text
     clock.advance(15.0)
     leaser.maybe_extend()
-    assert len(engine_mock.calls) == 1
+    assert len(engine.calls) == 1
     metrics.lock_extended.assert_not_called()
 
 
@@ -176,25 +167,25 @@ def test_a_lost_lock_is_no_longer_extended(leaser, clock, engine_mock, metrics, 
 def test_a_transient_failure_keeps_the_lease_and_retries_before_expiry(
     leaser,
     clock,
-    engine_mock,
+    engine,
     metrics,
     answer,
 ) -> None:
     leaser.add("task-1", "topic", 4000, clock.now)  # short enough that the 5 s tick plays no part
     clock.advance(2.0)
-    expect_extend(engine_mock, duration=4000, **answer)
+    expect_extend(engine, duration=4000, **answer)
     delay = leaser.maybe_extend()
     assert leaser.holds("task-1")
     assert delay <= 2.0 / 2  # the lock runs out in 2 s: retry well before
     clock.advance(delay)
-    expect_extend(engine_mock, duration=4000)
+    expect_extend(engine, duration=4000)
     leaser.maybe_extend()
     metrics.lock_extended.assert_called_once_with("topic")
     clock.advance(3.9)
     assert leaser.holds("task-1")
 
 
-def test_remove_stops_tracking(leaser, clock, engine_mock) -> None:
+def test_remove_stops_tracking(leaser, clock, engine) -> None:
     leaser.add("task-1", "topic", LOCK_MS, clock.now)
     leaser.remove("task-1")
     leaser.remove("task-1")  # a second remove is harmless
@@ -202,17 +193,17 @@ def test_remove_stops_tracking(leaser, clock, engine_mock) -> None:
     assert leaser.maybe_extend() == 5.0
     assert not leaser.holds("task-1")
     assert leaser.leased() == {} and len(leaser) == 0
-    assert len(engine_mock.calls) == 0
+    assert len(engine.calls) == 0
 
 
-def test_a_lock_renewed_by_the_handler_moves_the_next_extension(leaser, clock, engine_mock) -> None:
+def test_a_lock_renewed_by_the_handler_moves_the_next_extension(leaser, clock, engine) -> None:
     leaser.add("task-1", "topic", LOCK_MS, clock.now)
     clock.advance(10.0)
     leaser.renewed("task-1", 60_000, clock.now)  # the handler's own extend_lock
     clock.advance(29.0)
     assert leaser.maybe_extend() == pytest.approx(1.0)
     clock.advance(1.0)
-    expect_extend(engine_mock, duration=60_000)
+    expect_extend(engine, duration=60_000)
     leaser.maybe_extend()
 
 
@@ -226,7 +217,7 @@ def test_the_lock_is_held_until_the_deadline_counted_from_the_request(leaser, cl
 
 
 def test_the_thread_extends_due_locks_and_stops_on_request(
-    rest_client, metrics, clock, jitter, engine_mock
+    rest_client, metrics, clock, jitter, engine
 ) -> None:
     extended = threading.Event()
 
@@ -234,7 +225,7 @@ def test_the_thread_extends_due_locks_and_stops_on_request(
         extended.set()
         return (204, {}, "")
 
-    engine_mock.add_callback(responses.POST, task_url("task-1", "extendLock"), callback=answer)
+    engine.add_callback(responses.POST, task_url("task-1", "extendLock"), callback=answer)
     leaser = Leaser(rest_client, metrics, clock, jitter)
     leaser.add("task-1", "topic", LOCK_MS, clock.now - 20.0)  # already due
     leaser.start()

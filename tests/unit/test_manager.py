@@ -19,13 +19,7 @@ from camunda_ext._protocol.reporter import Reporter
 from camunda_ext.metrics import NullMetrics
 from camunda_ext.models import ExternalTask
 from camunda_ext.settings import WorkerSettings
-from tests.unit import worker_fixtures
 from tests.unit.worker_fixtures import WAIT, make_task, wait
-
-# Shared fixtures of the worker tests; the thread check is autouse.
-clock = worker_fixtures.clock
-jitter = worker_fixtures.jitter
-no_leaked_threads = worker_fixtures.no_leaked_threads
 
 
 class Setup:

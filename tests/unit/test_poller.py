@@ -21,7 +21,6 @@ from camunda_ext._protocol.poller import Backlog, Poller
 from camunda_ext._protocol.reporter import Reporter
 from camunda_ext.metrics import NullMetrics
 from camunda_ext.settings import WorkerSettings
-from tests.unit import worker_fixtures
 from tests.unit.worker_fixtures import (
     FETCH_URL,
     WAIT,
@@ -33,14 +32,6 @@ from tests.unit.worker_fixtures import (
     task_json,
     wait,
 )
-
-# Shared fixtures of the worker tests; the thread check is autouse.
-clock = worker_fixtures.clock
-engine_mock = worker_fixtures.engine_mock
-jitter = worker_fixtures.jitter
-no_leaked_threads = worker_fixtures.no_leaked_threads
-rest_client = worker_fixtures.rest_client
-
 
 SETTINGS = WorkerSettings(max_tasks=5, poll_interval=0.25, backoff_base=1.0, backoff_cap=8.0)
 
@@ -130,10 +121,10 @@ def answer(engine, tasks: Any = None, **kw: Any) -> None:
 # ---------------------------------------------------------------------- slots
 
 
-def test_fetch_asks_for_exactly_the_free_slots(parts, engine_mock) -> None:
+def test_fetch_asks_for_exactly_the_free_slots(parts, engine) -> None:
     parts.flow.reserve(most=2)  # two handlers busy
     answer(
-        engine_mock,
+        engine,
         [],
         match=[
             json_params_matcher(
@@ -152,8 +143,8 @@ def test_fetch_asks_for_exactly_the_free_slots(parts, engine_mock) -> None:
     parts.poller.poll_once()
 
 
-def test_slots_an_answer_did_not_fill_are_given_back(parts, engine_mock, clock) -> None:
-    answer(engine_mock, [task_json("a", "score"), task_json("b", "notify")])
+def test_slots_an_answer_did_not_fill_are_given_back(parts, engine, clock) -> None:
+    answer(engine, [task_json("a", "score"), task_json("b", "notify")])
     assert parts.poller.poll_once() == 0.0  # tasks came: poll again at once
     assert (parts.flow.in_use, parts.flow.free) == (2, 3)
     assert parts.dispatched() == ["a", "b"]
@@ -164,13 +155,13 @@ def test_slots_an_answer_did_not_fill_are_given_back(parts, engine_mock, clock) 
 
 
 def test_a_task_that_came_late_in_a_long_poll_is_leased_from_the_answer_not_the_send(
-    parts, engine_mock, clock
+    parts, engine, clock
 ) -> None:
     def parked_then_answered(request: Any) -> Any:
         clock.advance(19.0)  # the poll waited 19 of its 20 s for a task
         return 200, {}, json.dumps([task_json("late", "score")])
 
-    engine_mock.add_callback(responses.POST, FETCH_URL, callback=parked_then_answered)
+    engine.add_callback(responses.POST, FETCH_URL, callback=parked_then_answered)
     sent = clock.now
     parts.poller.poll_once()
     *_, locked_at = parts.dispatcher.dispatch.call_args.args
@@ -178,29 +169,29 @@ def test_a_task_that_came_late_in_a_long_poll_is_leased_from_the_answer_not_the_
     assert locked_at == sent + 19.0 - poller_module._ANSWER_MARGIN
 
 
-def test_without_long_polling_the_lease_runs_from_the_send(make_parts, engine_mock, clock) -> None:
+def test_without_long_polling_the_lease_runs_from_the_send(make_parts, engine, clock) -> None:
     parts = make_parts(async_response_timeout=None)
 
     def slow_answer(request: Any) -> Any:
         clock.advance(19.0)  # a slow engine: it may have locked the task at any time since the send
         return 200, {}, json.dumps([task_json("slow", "score")])
 
-    engine_mock.add_callback(responses.POST, FETCH_URL, callback=slow_answer)
+    engine.add_callback(responses.POST, FETCH_URL, callback=slow_answer)
     sent = clock.now
     parts.poller.poll_once()
     *_, locked_at = parts.dispatcher.dispatch.call_args.args
     assert locked_at == sent
 
 
-def test_an_empty_answer_gives_every_slot_back_and_waits_the_poll_interval(parts, engine_mock) -> None:
-    answer(engine_mock, [])
+def test_an_empty_answer_gives_every_slot_back_and_waits_the_poll_interval(parts, engine) -> None:
+    answer(engine, [])
     assert parts.poller.poll_once() == 0.25
     assert parts.flow.free == 5
     parts.dispatcher.dispatch.assert_not_called()
 
 
-def test_no_fetch_while_every_slot_is_busy(parts, engine_mock) -> None:
-    answer(engine_mock, [], match=[json_params_matcher({"maxTasks": 1}, strict_match=False)])
+def test_no_fetch_while_every_slot_is_busy(parts, engine) -> None:
+    answer(engine, [], match=[json_params_matcher({"maxTasks": 1}, strict_match=False)])
     assert parts.flow.reserve() == 5  # every handler busy
     parts.flow.asked.clear()
     parts.flow.granted.clear()
@@ -210,30 +201,30 @@ def test_no_fetch_while_every_slot_is_busy(parts, engine_mock) -> None:
     wait(parts.flow.asked, "the poller to ask for slots")
     # No slot is free, so reserve() cannot have returned and nothing was requested.
     assert not parts.flow.granted.is_set()
-    assert len(engine_mock.calls) == 0
+    assert len(engine.calls) == 0
     parts.flow.release(1)  # one handler finishes
     wait(round_done, "the round to finish")
     helper.join(WAIT)
-    assert len(engine_mock.calls) == 1
+    assert len(engine.calls) == 1
 
 
-def test_more_tasks_than_asked_for_are_unlocked(make_parts, engine_mock) -> None:
+def test_more_tasks_than_asked_for_are_unlocked(make_parts, engine) -> None:
     parts = make_parts(WorkerSettings(max_tasks=1))
-    answer(engine_mock, [task_json("a", "score"), task_json("extra", "score")])
+    answer(engine, [task_json("a", "score"), task_json("extra", "score")])
     parts.poller.poll_once()
     assert (parts.dispatched(), parts.unlocked()) == (["a"], ["extra"])
     assert parts.flow.in_use == 1
 
 
-def test_tasks_of_unknown_topics_are_unlocked(parts, engine_mock) -> None:
-    answer(engine_mock, [task_json("a", "score"), task_json("b", "someone-elses")])
+def test_tasks_of_unknown_topics_are_unlocked(parts, engine) -> None:
+    answer(engine, [task_json("a", "score"), task_json("b", "someone-elses")])
     parts.poller.poll_once()
     assert (parts.dispatched(), parts.unlocked()) == (["a"], ["b"])
     assert parts.flow.in_use == 1
 
 
-def test_tasks_that_arrive_after_stop_was_requested_are_unlocked_not_run(parts, engine_mock) -> None:
-    answer(engine_mock, [task_json("a", "score"), task_json("b", "notify")])
+def test_tasks_that_arrive_after_stop_was_requested_are_unlocked_not_run(parts, engine) -> None:
+    answer(engine, [task_json("a", "score"), task_json("b", "notify")])
     parts.flow.reserve(most=3)
     parts.stop_event.set()  # during the long poll
     parts.poller.poll_once()
@@ -242,17 +233,17 @@ def test_tasks_that_arrive_after_stop_was_requested_are_unlocked_not_run(parts, 
     assert parts.flow.in_use == 3  # only the slots reserved before
 
 
-def test_a_closed_budget_sends_nothing(parts, engine_mock) -> None:
+def test_a_closed_budget_sends_nothing(parts, engine) -> None:
     parts.flow.close()
     assert parts.poller.poll_once() == 0.0
-    assert len(engine_mock.calls) == 0
+    assert len(engine.calls) == 0
 
 
-def test_without_long_polling_no_async_response_timeout_is_sent(make_parts, engine_mock) -> None:
+def test_without_long_polling_no_async_response_timeout_is_sent(make_parts, engine) -> None:
     settings = WorkerSettings(max_tasks=2, use_priority=True, sorting=[("createTime", "asc")])
     parts = make_parts(settings, async_response_timeout=None)
     answer(
-        engine_mock,
+        engine,
         [],
         match=[
             json_params_matcher(
@@ -275,7 +266,7 @@ def test_without_long_polling_no_async_response_timeout_is_sent(make_parts, engi
 # ---------------------------------------------------------------------- errors
 
 
-def test_errors_back_off_exponentially_with_jitter_up_to_the_cap_and_reset(parts, engine_mock) -> None:
+def test_errors_back_off_exponentially_with_jitter_up_to_the_cap_and_reset(parts, engine) -> None:
     failures = [
         {"body": requests.ConnectionError("refused")},
         engine_error(500, None),
@@ -284,9 +275,9 @@ def test_errors_back_off_exponentially_with_jitter_up_to_the_cap_and_reset(parts
         engine_error(502, None),
     ]
     for failure in failures:
-        answer(engine_mock, **failure)
-    answer(engine_mock, [])
-    answer(engine_mock, **engine_error(500, None))
+        answer(engine, **failure)
+    answer(engine, [])
+    answer(engine, **engine_error(500, None))
     delays = [parts.poller.poll_once() for _ in failures]
     # Jitter 0.5: three quarters of 1, 2, 4, 8 (the cap), 8.
     assert delays == [0.75, 1.5, 3.0, 6.0, 6.0]
@@ -299,8 +290,8 @@ def test_errors_back_off_exponentially_with_jitter_up_to_the_cap_and_reset(parts
     ("status", "error"),
     [(401, AuthenticationError), (403, AuthorizationError), (404, NotFoundError), (400, BadRequestError)],
 )
-def test_an_answer_retrying_cannot_fix_stops_the_worker(parts, engine_mock, status, error, caplog) -> None:
-    answer(engine_mock, **engine_error(status, "RestException" if status != 401 else None, "no"))
+def test_an_answer_retrying_cannot_fix_stops_the_worker(parts, engine, status, error, caplog) -> None:
+    answer(engine, **engine_error(status, "RestException" if status != 401 else None, "no"))
     with caplog.at_level(logging.ERROR):
         assert parts.poller.poll_once() == 0.0
     [[raised]] = [c.args for c in parts.on_fatal.call_args_list]
@@ -309,8 +300,8 @@ def test_an_answer_retrying_cannot_fix_stops_the_worker(parts, engine_mock, stat
     assert "stopping the worker" in caplog.text
 
 
-def test_after_a_fatal_answer_the_thread_ends_without_fetching_again(parts, engine_mock) -> None:
-    script = FetchScript([(401, None), [], []]).install(engine_mock)
+def test_after_a_fatal_answer_the_thread_ends_without_fetching_again(parts, engine) -> None:
+    script = FetchScript([(401, None), [], []]).install(engine)
     parts.poller.start()
     assert parts.poller.join(WAIT)  # ended by itself; the stop sequence runs elsewhere
     assert len(script.bodies) == 1
@@ -318,14 +309,14 @@ def test_after_a_fatal_answer_the_thread_ends_without_fetching_again(parts, engi
     assert not parts.stop_event.is_set()
 
 
-def test_the_thread_survives_an_unexpected_exception(make_parts, engine_mock, caplog) -> None:
+def test_the_thread_survives_an_unexpected_exception(make_parts, engine, caplog) -> None:
     settings = WorkerSettings(max_tasks=2, backoff_base=0.01, backoff_cap=0.01, poll_interval=60.0)
     parts = make_parts(settings)
     parts.dispatcher.dispatch.side_effect = lambda task, sub, on_done, locked_at: (
         on_done()
     )  # handlers end at once
     parts.metrics.fetched.side_effect = [RuntimeError("metrics backend down"), None]
-    script = FetchScript([[task_json("a", "score")], [task_json("b", "score")]]).install(engine_mock)
+    script = FetchScript([[task_json("a", "score")], [task_json("b", "score")]]).install(engine)
     with caplog.at_level(logging.ERROR):
         parts.poller.start()
         wait(script.fetched[3], "a third fetch after the failed round")
@@ -344,8 +335,8 @@ def test_an_unexpected_exception_of_the_fetch_gives_the_slots_back(parts) -> Non
     assert parts.flow.free == 5
 
 
-def test_start_runs_one_named_thread(parts, engine_mock) -> None:
-    script = FetchScript().install(engine_mock)
+def test_start_runs_one_named_thread(parts, engine) -> None:
+    script = FetchScript().install(engine)
     parts.poller.start()
     with pytest.raises(RuntimeError):
         parts.poller.start()
@@ -358,9 +349,7 @@ def test_start_runs_one_named_thread(parts, engine_mock) -> None:
     assert join_library_threads(0.0) == []
 
 
-def test_under_a_backlog_a_fetch_waits_a_moment_for_more_free_slots(
-    make_parts, engine_mock, monkeypatch
-) -> None:
+def test_under_a_backlog_a_fetch_waits_a_moment_for_more_free_slots(make_parts, engine, monkeypatch) -> None:
     # A long linger is only a hang guard here: the wait ends when the slots are back.
     monkeypatch.setattr(poller_module, "_BACKLOG_LINGER", WAIT)
     backlog = Backlog()
@@ -368,7 +357,7 @@ def test_under_a_backlog_a_fetch_waits_a_moment_for_more_free_slots(
     parts = make_parts(backlog=backlog)
     parts.flow.reserve(most=4)  # four handlers busy, one slot free
     releaser = threading.Timer(0.01, parts.flow.release, args=(2,))  # two handlers end just after
-    answer(engine_mock, [], match=[json_params_matcher({"maxTasks": 3}, strict_match=False)])
+    answer(engine, [], match=[json_params_matcher({"maxTasks": 3}, strict_match=False)])
 
     releaser.start()
     try:
@@ -377,5 +366,5 @@ def test_under_a_backlog_a_fetch_waits_a_moment_for_more_free_slots(
         releaser.join()
 
     # One fetch for the three slots, not one for the first and another for the rest.
-    assert len(engine_mock.calls) == 1
+    assert len(engine.calls) == 1
     assert not backlog.is_set()  # a short answer: no backlog any more

@@ -43,11 +43,6 @@ from tests.unit.worker_fixtures import (
     wait,
 )
 
-# Shared fixtures of the worker tests; the thread check is autouse.
-clock = worker_fixtures.clock
-jitter = worker_fixtures.jitter
-no_leaked_threads = worker_fixtures.no_leaked_threads
-
 ENGINE = "http://engine.test/engine-rest"
 SEQUIN = "http://sequin.test"
 CONSUMER = "camunda-ext-tasks"

@@ -16,7 +16,6 @@ from camunda_ext._protocol.backoff import Backoff
 from camunda_ext._protocol.leaser import Leaser
 from camunda_ext._protocol.reporter import Reporter, is_transient
 from camunda_ext.metrics import NullMetrics
-from tests.unit import worker_fixtures
 from tests.unit.worker_fixtures import (
     LOCKED_BY_OTHER,
     OPTIMISTIC_LOCKING,
@@ -26,14 +25,6 @@ from tests.unit.worker_fixtures import (
     make_task,
     task_url,
 )
-
-# Shared fixtures of the worker tests; the thread check is autouse.
-clock = worker_fixtures.clock
-jitter = worker_fixtures.jitter
-no_leaked_threads = worker_fixtures.no_leaked_threads
-ordered_engine = worker_fixtures.ordered_engine
-rest_client = worker_fixtures.rest_client
-
 
 COMPLETE = task_url("task-1", "complete")
 UNLOCK = task_url("task-1", "unlock")

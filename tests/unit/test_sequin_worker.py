@@ -19,13 +19,7 @@ from responses.matchers import json_params_matcher, query_param_matcher
 
 from camunda_ext import Client, ConfigurationError, SequinWorker
 from camunda_ext.sequin import SequinError
-from tests.unit import worker_fixtures
 from tests.unit.worker_fixtures import WAIT, WORKER_ID, join_library_threads, task_json, wait
-
-# Shared fixtures of the worker tests; the thread check is autouse.
-clock = worker_fixtures.clock
-jitter = worker_fixtures.jitter
-no_leaked_threads = worker_fixtures.no_leaked_threads
 
 ENGINE = "http://engine.test/engine-rest"
 SEQUIN = "http://sequin.test"

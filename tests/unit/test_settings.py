@@ -9,12 +9,7 @@ import pytest
 
 from camunda_ext import ConfigurationError, Worker
 from camunda_ext.settings import RetryPolicy, WorkerSettings
-from tests.unit import worker_fixtures
 from tests.unit.worker_fixtures import make_task
-
-# Shared fixtures of the worker tests; the thread check is autouse.
-no_leaked_threads = worker_fixtures.no_leaked_threads
-rest_client = worker_fixtures.rest_client
 
 
 @pytest.mark.parametrize(

@@ -19,7 +19,6 @@ from camunda_ext import (
     NotFoundError,
     Worker,
 )
-from tests.unit import worker_fixtures
 from tests.unit.worker_fixtures import (
     FETCH_URL,
     LOCKED_BY_OTHER,
@@ -34,13 +33,6 @@ from tests.unit.worker_fixtures import (
     task_url,
     wait,
 )
-
-# Shared fixtures of the worker tests; the thread check is autouse.
-clock = worker_fixtures.clock
-engine_mock = worker_fixtures.engine_mock
-jitter = worker_fixtures.jitter
-no_leaked_threads = worker_fixtures.no_leaked_threads
-rest_client = worker_fixtures.rest_client
 
 
 @pytest.fixture
@@ -88,14 +80,14 @@ def test_register_rejects_bad_arguments(make_worker) -> None:
     assert worker.topics == ["a"]
 
 
-def test_start_without_a_handler_is_refused(make_worker, engine_mock) -> None:
+def test_start_without_a_handler_is_refused(make_worker, engine) -> None:
     with pytest.raises(ConfigurationError, match="at least one handler"):
         make_worker().start()
     assert join_library_threads(0.0) == []
 
 
-def test_register_after_start_is_refused(make_worker, engine_mock) -> None:
-    script = FetchScript().install(engine_mock)
+def test_register_after_start_is_refused(make_worker, engine) -> None:
+    script = FetchScript().install(engine)
     worker = make_worker()
     worker.register_handler("a", noop)
     worker.start()
@@ -124,14 +116,14 @@ def test_the_handler_decorator_registers_and_returns_the_function(make_worker) -
     )
 
 
-def test_all_topics_go_in_one_fetch_with_their_options(make_worker, engine_mock) -> None:
+def test_all_topics_go_in_one_fetch_with_their_options(make_worker, engine) -> None:
     fetched = threading.Event()
 
     def answer(request):
         fetched.set()
         return (200, {}, "[]")
 
-    engine_mock.add_callback(
+    engine.add_callback(
         responses.POST,
         FETCH_URL,
         callback=answer,
@@ -189,19 +181,19 @@ def test_all_topics_go_in_one_fetch_with_their_options(make_worker, engine_mock)
     wait(fetched, "the fetch")
     worker.stop()
     # Nothing but fetchAndLock: no /version probe at start.
-    assert set(paths(engine_mock)) == {"/external-task/fetchAndLock"}
+    assert set(paths(engine)) == {"/external-task/fetchAndLock"}
 
 
 # ---------------------------------------------------------------------- running handlers
 
 
-def test_a_task_is_run_and_completed_and_nothing_is_requested_after_stop(make_worker, engine_mock) -> None:
+def test_a_task_is_run_and_completed_and_nothing_is_requested_after_stop(make_worker, engine) -> None:
     script = FetchScript(
         [[task_json("task-1", "score", variables={"amount": {"type": "Integer", "value": 5}})]]
     )
-    script.install(engine_mock)
+    script.install(engine)
     expect_complete(
-        engine_mock, body={"workerId": WORKER_ID, "variables": {"score": {"type": "Integer", "value": 750}}}
+        engine, body={"workerId": WORKER_ID, "variables": {"score": {"type": "Integer", "value": 750}}}
     )
     seen = []
     worker = make_worker(max_tasks=3)
@@ -214,18 +206,18 @@ def test_a_task_is_run_and_completed_and_nothing_is_requested_after_stop(make_wo
     worker.start()
     wait(script.fetched[2], "the fetch after the task's")  # the slot came back, nothing more to do
     worker.stop()
-    requested = len(engine_mock.calls)
+    requested = len(engine.calls)
     assert join_library_threads() == []
-    assert len(engine_mock.calls) == requested
+    assert len(engine.calls) == requested
     assert seen == [5]
     assert script.max_tasks()[0] == 3
-    assert paths(engine_mock)[0] == "/external-task/fetchAndLock"
+    assert paths(engine)[0] == "/external-task/fetchAndLock"
 
 
-def test_slots_come_back_when_handlers_finish_even_when_they_raise(make_worker, engine_mock) -> None:
-    script = FetchScript([[task_json("boom", "t")], [task_json("task-1", "t")]]).install(engine_mock)
-    engine_mock.add(responses.POST, task_url("boom", "failure"), status=204)
-    expect_complete(engine_mock)
+def test_slots_come_back_when_handlers_finish_even_when_they_raise(make_worker, engine) -> None:
+    script = FetchScript([[task_json("boom", "t")], [task_json("task-1", "t")]]).install(engine)
+    engine.add(responses.POST, task_url("boom", "failure"), status=204)
+    expect_complete(engine)
     worker = make_worker(max_tasks=1)
 
     def handler(task, complete, fail):
@@ -240,9 +232,9 @@ def test_slots_come_back_when_handlers_finish_even_when_they_raise(make_worker, 
     assert script.max_tasks() == [1, 1, 1]
 
 
-def test_no_fetch_while_the_only_slot_is_busy(make_worker, engine_mock) -> None:
-    script = FetchScript([[task_json("task-1", "t")], []]).install(engine_mock)
-    expect_complete(engine_mock)
+def test_no_fetch_while_the_only_slot_is_busy(make_worker, engine) -> None:
+    script = FetchScript([[task_json("task-1", "t")], []]).install(engine)
+    expect_complete(engine)
     started, release = threading.Event(), threading.Event()
     worker = make_worker(max_tasks=2)
 
@@ -260,21 +252,21 @@ def test_no_fetch_while_the_only_slot_is_busy(make_worker, engine_mock) -> None:
     worker.stop()
 
 
-def test_stop_drains_a_running_handler_while_its_lock_is_extended(make_worker, engine_mock, clock) -> None:
-    script = FetchScript([[task_json("task-1", "t")]]).install(engine_mock)
+def test_stop_drains_a_running_handler_while_its_lock_is_extended(make_worker, engine, clock) -> None:
+    script = FetchScript([[task_json("task-1", "t")]]).install(engine)
     extended = threading.Event()
 
     def extend(request):
         extended.set()
         return (204, {}, "")
 
-    engine_mock.add_callback(
+    engine.add_callback(
         responses.POST,
         task_url("task-1", "extendLock"),
         callback=extend,
         match=[json_params_matcher({"workerId": WORKER_ID, "newDuration": 400})],
     )
-    expect_complete(engine_mock)
+    expect_complete(engine)
     started, release = threading.Event(), threading.Event()
     worker = make_worker(max_tasks=1)
 
@@ -294,14 +286,14 @@ def test_stop_drains_a_running_handler_while_its_lock_is_extended(make_worker, e
     release.set()
     stopper.join(WAIT)
     assert worker.join(0)
-    assert paths(engine_mock)[1:] == ["/external-task/task-1/extendLock", "/external-task/task-1/complete"]
+    assert paths(engine)[1:] == ["/external-task/task-1/extendLock", "/external-task/task-1/complete"]
     assert len(script.bodies) == 1
 
 
-def test_what_still_runs_at_the_deadline_is_unlocked(make_worker, engine_mock) -> None:
-    FetchScript([[task_json("task-1", "t")]]).install(engine_mock)
-    engine_mock.add(responses.POST, task_url("task-1", "unlock"), status=204)
-    expect_complete(engine_mock, **LOCKED_BY_OTHER)  # the engine refuses: it was unlocked
+def test_what_still_runs_at_the_deadline_is_unlocked(make_worker, engine) -> None:
+    FetchScript([[task_json("task-1", "t")]]).install(engine)
+    engine.add(responses.POST, task_url("task-1", "unlock"), status=204)
+    expect_complete(engine, **LOCKED_BY_OTHER)  # the engine refuses: it was unlocked
     metrics = CountingMetrics()
     started, release, finished = threading.Event(), threading.Event(), threading.Event()
     worker = make_worker(max_tasks=1, metrics=metrics)
@@ -316,23 +308,23 @@ def test_what_still_runs_at_the_deadline_is_unlocked(make_worker, engine_mock) -
     worker.start()
     wait(started, "the handler to start")
     worker.stop(timeout=0.05)
-    assert paths(engine_mock)[-1] == "/external-task/task-1/unlock"
+    assert paths(engine)[-1] == "/external-task/task-1/unlock"
     assert worker.join(0)
     release.set()
     wait(finished, "the handler to end")
     assert metrics.snapshot() == {"fetched": 1, "unlocked": 1, "lost": 1}
 
 
-def test_tasks_a_long_poll_brings_after_stop_are_unlocked_not_run(make_worker, engine_mock) -> None:
+def test_tasks_a_long_poll_brings_after_stop_are_unlocked_not_run(make_worker, engine) -> None:
     answer_now = threading.Event()
-    script = FetchScript([[task_json("late", "t")]], hold={1: answer_now}).install(engine_mock)
+    script = FetchScript([[task_json("late", "t")]], hold={1: answer_now}).install(engine)
     unlocked = threading.Event()
 
     def unlock(request):
         unlocked.set()
         return (204, {}, "")
 
-    engine_mock.add_callback(responses.POST, task_url("late", "unlock"), callback=unlock)
+    engine.add_callback(responses.POST, task_url("late", "unlock"), callback=unlock)
     ran = []
     worker = make_worker()
     worker.register_handler("t", lambda task, complete, fail: ran.append(task.id))
@@ -345,9 +337,9 @@ def test_tasks_a_long_poll_brings_after_stop_are_unlocked_not_run(make_worker, e
     assert ran == [] and len(script.bodies) == 1
 
 
-def test_stop_from_inside_a_handler_does_not_deadlock(make_worker, engine_mock) -> None:
-    FetchScript([[task_json("task-1", "t")]]).install(engine_mock)
-    expect_complete(engine_mock)
+def test_stop_from_inside_a_handler_does_not_deadlock(make_worker, engine) -> None:
+    FetchScript([[task_json("task-1", "t")]]).install(engine)
+    expect_complete(engine)
     worker = make_worker()
 
     def handler(task, complete, fail):
@@ -359,8 +351,8 @@ def test_stop_from_inside_a_handler_does_not_deadlock(make_worker, engine_mock) 
     assert worker.join(WAIT)
 
 
-def test_the_context_manager_starts_and_stops(make_worker, engine_mock) -> None:
-    script = FetchScript().install(engine_mock)
+def test_the_context_manager_starts_and_stops(make_worker, engine) -> None:
+    script = FetchScript().install(engine)
     worker = make_worker()
     worker.register_handler("t", noop)
     with worker as running:
@@ -371,8 +363,8 @@ def test_the_context_manager_starts_and_stops(make_worker, engine_mock) -> None:
     assert join_library_threads() == []
 
 
-def test_run_off_the_main_thread_blocks_until_stop(make_worker, engine_mock) -> None:
-    script = FetchScript().install(engine_mock)
+def test_run_off_the_main_thread_blocks_until_stop(make_worker, engine) -> None:
+    script = FetchScript().install(engine)
     worker = make_worker()
     worker.register_handler("t", noop)
     returned = threading.Event()
@@ -389,35 +381,33 @@ def test_run_off_the_main_thread_blocks_until_stop(make_worker, engine_mock) -> 
     ("status", "error"),
     [(401, AuthenticationError), (403, AuthorizationError), (404, NotFoundError), (400, BadRequestError)],
 )
-def test_a_fatal_fetch_answer_stops_the_worker_and_join_raises(
-    make_worker, engine_mock, status, error
-) -> None:
-    engine_mock.add(responses.POST, FETCH_URL, **engine_error(status, "RestException", "nope"))
+def test_a_fatal_fetch_answer_stops_the_worker_and_join_raises(make_worker, engine, status, error) -> None:
+    engine.add(responses.POST, FETCH_URL, **engine_error(status, "RestException", "nope"))
     worker = make_worker()
     worker.register_handler("t", noop)
     worker.start()
     with pytest.raises(error):
         worker.join(WAIT)
     assert join_library_threads() == []
-    assert len(engine_mock.calls) == 1  # not fetched again
+    assert len(engine.calls) == 1  # not fetched again
 
 
-def test_run_on_the_main_thread_raises_the_fatal_error(rest_client, engine_mock, clock, jitter) -> None:
-    engine_mock.add(responses.POST, FETCH_URL, status=401)
+def test_run_on_the_main_thread_raises_the_fatal_error(rest_client, engine, clock, jitter) -> None:
+    engine.add(responses.POST, FETCH_URL, status=401)
     worker = Worker(rest_client, clock=clock, jitter=jitter)
     worker.register_handler("t", noop)
     with pytest.raises(AuthenticationError):
         worker.run()
 
 
-def test_counting_metrics_in_a_full_run(make_worker, engine_mock) -> None:
+def test_counting_metrics_in_a_full_run(make_worker, engine) -> None:
     script = FetchScript([[task_json("ok", "t"), task_json("raises", "t"), task_json("rejects", "t")]])
-    script.install(engine_mock)
+    script.install(engine)
     complete_url = task_url("ok", "complete")
-    engine_mock.add(responses.POST, complete_url, **OPTIMISTIC_LOCKING)
-    engine_mock.add(responses.POST, complete_url, status=204)
-    engine_mock.add(responses.POST, task_url("raises", "failure"), status=204)
-    engine_mock.add(responses.POST, task_url("rejects", "bpmnError"), status=204)
+    engine.add(responses.POST, complete_url, **OPTIMISTIC_LOCKING)
+    engine.add(responses.POST, complete_url, status=204)
+    engine.add(responses.POST, task_url("raises", "failure"), status=204)
+    engine.add(responses.POST, task_url("rejects", "bpmnError"), status=204)
     metrics = CountingMetrics()
     worker = make_worker(max_tasks=3, metrics=metrics)
 
@@ -447,7 +437,7 @@ def test_counting_metrics_in_a_full_run(make_worker, engine_mock) -> None:
     assert 1 <= metrics.peak_in_flight <= 3
 
 
-def test_a_stopped_worker_cannot_be_started_again(make_worker, engine_mock) -> None:
+def test_a_stopped_worker_cannot_be_started_again(make_worker, engine) -> None:
     worker = make_worker()
     worker.register_handler("t", noop)
     worker.stop()
@@ -456,10 +446,10 @@ def test_a_stopped_worker_cannot_be_started_again(make_worker, engine_mock) -> N
     assert join_library_threads(0.0) == []
 
 
-def test_an_extra_poller_sends_nothing_while_fetches_come_back_short(make_worker, engine_mock) -> None:
+def test_an_extra_poller_sends_nothing_while_fetches_come_back_short(make_worker, engine) -> None:
     hold = {2: threading.Event()}
-    script = FetchScript([[task_json("task-1", "t")]], hold=hold).install(engine_mock)
-    expect_complete(engine_mock)
+    script = FetchScript([[task_json("task-1", "t")]], hold=hold).install(engine)
+    expect_complete(engine)
     worker = make_worker(max_tasks=2, fetch_concurrency=3, poll_interval=0.0)
     worker.register_handler("t", noop)
 
@@ -472,11 +462,11 @@ def test_an_extra_poller_sends_nothing_while_fetches_come_back_short(make_worker
     assert all("asyncResponseTimeout" in body for body in script.bodies)
 
 
-def test_extra_pollers_fetch_at_once_while_the_engine_has_a_backlog(make_worker, engine_mock) -> None:
+def test_extra_pollers_fetch_at_once_while_the_engine_has_a_backlog(make_worker, engine) -> None:
     hold = {2: threading.Event(), 3: threading.Event()}
-    script = FetchScript([[task_json("a", "t"), task_json("b", "t")]], hold=hold).install(engine_mock)
-    expect_complete(engine_mock, "a")
-    expect_complete(engine_mock, "b")
+    script = FetchScript([[task_json("a", "t"), task_json("b", "t")]], hold=hold).install(engine)
+    expect_complete(engine, "a")
+    expect_complete(engine, "b")
     release_b = threading.Event()  # lets task b finish once a's slot is being fetched for
     worker = make_worker(max_tasks=2, fetch_concurrency=2, poll_interval=0.0)
 

@@ -1,9 +1,7 @@
 """Fixtures and fakes shared by the unit tests of the worker machinery.
 
-Import the fixtures a test module needs by name (the autouse thread check
-included), so they apply to that module only::
-
-    from tests.unit.worker_fixtures import clock, jitter, no_leaked_threads  # noqa: F401
+``conftest.py`` makes its fixtures those of every unit test, the autouse
+check that no test leaves a library thread running included.
 """
 
 from __future__ import annotations
@@ -219,13 +217,6 @@ def clock() -> FakeClock:
 @pytest.fixture
 def jitter() -> FixedJitter:
     return FixedJitter(0.5)
-
-
-@pytest.fixture
-def engine_mock() -> Iterator[responses.RequestsMock]:
-    """The mocked engine: every registered answer must be asked for."""
-    with responses.RequestsMock(assert_all_requests_are_fired=True) as mock:
-        yield mock
 
 
 @pytest.fixture
