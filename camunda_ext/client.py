@@ -53,7 +53,7 @@ DeploymentFile = Union[str, "os.PathLike[str]", Tuple[str, Union[str, bytes]]]
 #: at the poll timeout, so the read timeout must not fire first. Seconds.
 LONG_POLL_MARGIN = 5.0
 
-#: Engine error code of an optimistic-locking rollback (camunda-rest.md section 1).
+#: Engine error code of an optimistic-locking rollback (Camunda's built-in error code 1).
 _OPTIMISTIC_LOCKING_CODE = 1
 
 #: Message fragments of a 400 RestException that mean "this worker does not hold the lock".

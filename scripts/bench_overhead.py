@@ -285,7 +285,7 @@ def profile_report(profiles: Dict[str, Any], top: int = 30) -> str:
 
 
 def _short(filename: str) -> str:
-    for marker in ("site-packages/", "/lib/python3", "/work/main/"):
+    for marker in ("site-packages/", "/lib/python3", str(SCRIPTS.parent) + "/"):
         if marker in filename:
             return filename.split(marker, 1)[1]
     return filename

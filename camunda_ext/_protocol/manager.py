@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from typing import Callable, List, Optional, Protocol, Tuple
 
 from camunda_ext._protocol.backoff import Backoff
@@ -166,14 +165,14 @@ class Manager:
             else:
                 self._stopped.set()
             return
-        deadline = None if timeout is None else time.monotonic() + timeout
+        deadline = None if timeout is None else self.clock.monotonic() + timeout
         logger.info("Stopping the worker")
         self.stop_event.set()
         for flow in self._flows:
             flow.close()
         assert self.dispatcher is not None
-        self.dispatcher.shutdown(_remaining(deadline))
-        self.leaser.stop(_remaining(deadline))
+        self.dispatcher.shutdown(self._remaining(deadline))
+        self.leaser.stop(self._remaining(deadline))
         # What is still leased still runs (or was being locked): hand it back.
         for task_id, topic in self.leaser.leased().items():
             self.reporter.unlock(
@@ -186,6 +185,9 @@ class Manager:
         logger.info("Worker stopped")
         self._stopped.set()
 
+    def _remaining(self, deadline: Optional[float]) -> Optional[float]:
+        return None if deadline is None else max(deadline - self.clock.monotonic(), 0.0)
+
     def join(self, timeout: Optional[float] = None) -> bool:
         """Wait until stopped; re-raise the fatal error if one stopped the worker.
 
@@ -196,7 +198,3 @@ class Manager:
         if stopped and self._fatal is not None:
             raise self._fatal
         return stopped
-
-
-def _remaining(deadline: Optional[float]) -> Optional[float]:
-    return None if deadline is None else max(deadline - time.monotonic(), 0.0)

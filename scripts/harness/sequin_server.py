@@ -1,9 +1,8 @@
 """A stand-in for Sequin's HTTP pull consumer API, fed by the real WAL of a test cluster.
 
 Sequin itself cannot run on the test machines (no Docker). This server answers the
-same requests the same way (the shared spec ``specs/sequin-pull-api.md``, checked against
-Sequin v0.14.6): both path prefixes, GET and POST ``/receive``, POST ``/ack`` and
-``/nack``; the Accept, bearer-token and content-type checks in Sequin's order and with
+same requests the same way (checked against Sequin v0.14.6): both path prefixes,
+GET and POST ``/receive``, POST ``/ack`` and ``/nack``; the Accept, bearer-token and content-type checks in Sequin's order and with
 its error bodies; the ``{"data": [{"ack_id", "data"}]}`` envelope with all twelve
 metadata keys; batches of 1..1000; ``wait_for`` returning as soon as anything is
 stored; one in-flight message per row; a visibility timeout evaluated at receive;

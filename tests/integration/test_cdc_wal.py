@@ -128,7 +128,8 @@ def test_the_role_has_only_the_privileges_named(cdc_database: PostgresCluster, c
 
     connection = cdc_connection(cdc_database, cdc_password)
     try:
-        assert connection.run("SELECT count(*) FROM public.act_ru_ext_task")[0][0] >= 0
+        # Reading the task table is granted: this raises if it is not.
+        connection.run("SELECT count(*) FROM public.act_ru_ext_task")
         for statement in (
             "SELECT * FROM public.act_ru_execution",
             "SELECT * FROM public.act_ge_bytearray",

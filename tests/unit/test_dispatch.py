@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import logging
 import threading
 from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
@@ -425,9 +426,19 @@ def test_shutdown_waits_for_running_handlers(make_dispatcher, engine) -> None:
     wait(started, "the handler to start")
     returned: List[Any] = []
     stopper = threading.Thread(target=lambda: returned.append((dispatcher.shutdown(None), len(engine.calls))))
-    stopper.start()
-    release.set()
-    stopper.join(5.0)
+    # The handler is released only once shutdown waits for it, so that a shutdown
+    # that did not wait would return before the complete.
+    waiting, real_wait = threading.Event(), concurrent.futures.wait
+
+    def wait_and_tell(*args: Any, **kwargs: Any) -> Any:
+        waiting.set()
+        return real_wait(*args, **kwargs)
+
+    with mock.patch("concurrent.futures.wait", side_effect=wait_and_tell):
+        stopper.start()
+        wait(waiting, "shutdown to wait for the running handler")
+        release.set()
+        stopper.join(5.0)
     [((_finished, still_running), reported)] = returned
     assert still_running == []
     assert reported == 1  # the handler's complete was sent before shutdown returned
@@ -504,6 +515,11 @@ def test_a_task_fetched_while_an_event_holds_its_claim_runs_when_the_event_did_n
 
     assert dispatcher.claim("task-1")
     assert dispatcher.dispatch(make_task(), subscription("topic", handler), done.set, LOCKED_AT)
+    # The one handler thread runs jobs in order: once a job submitted after the
+    # dispatch has run, a handler submitted by the dispatch would have run too.
+    marker = threading.Event()
+    dispatcher.submit(marker.set, on_done=lambda: None, on_cancel=lambda: None)
+    wait(marker, "the job submitted after the dispatch")
     assert not ran.is_set()  # not while the event holds the claim
     dispatcher.unclaim("task-1", ran=False)
     wait(done, "the fetched copy's run")

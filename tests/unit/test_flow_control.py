@@ -8,7 +8,7 @@ from typing import List
 import pytest
 
 from camunda_ext._protocol.flow_control import FlowController
-from tests.unit.worker_fixtures import WAIT, wait
+from tests.unit.worker_fixtures import WAIT, tell_when_waiting, wait
 
 
 def test_reserve_takes_every_free_slot() -> None:
@@ -101,19 +101,18 @@ def test_gather_waits_a_moment_for_more_slots_to_free_up() -> None:
     flow = FlowController(4)
     assert flow.reserve() == 4
     flow.release(1)
-    freed = threading.Event()  # set once the second slot is back
+    waiting = tell_when_waiting(flow)
 
     def free_another() -> None:
+        wait(waiting, "the reservation to wait for a second slot")
         flow.release(1)
-        freed.set()
 
-    releaser = threading.Timer(0.01, free_another)
+    releaser = threading.Thread(target=free_another)
     releaser.start()
     try:
-        reserved = flow.reserve(gather=2, linger=5.0)
+        reserved = flow.reserve(gather=2, linger=WAIT)
     finally:
         releaser.join()
-    assert freed.is_set()
     assert reserved == 2
 
 

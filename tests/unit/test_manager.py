@@ -61,8 +61,12 @@ def test_open_starts_the_leaser_then_the_sources(setup) -> None:
     setup.manager.stop()
 
 
-def test_the_stop_sequence_runs_in_order(setup) -> None:
-    setup.dispatcher.shutdown.return_value = ([make_task("done")], [make_task("stuck")])
+def test_the_stop_sequence_runs_in_order(setup, clock) -> None:
+    def drain_for_three_seconds(timeout: float) -> Any:
+        clock.advance(3.0)
+        return [make_task("done")], [make_task("stuck")]
+
+    setup.dispatcher.shutdown.side_effect = drain_for_three_seconds
     setup.leaser.leased.return_value = {"stuck": "topic-a"}
     intake_closed_after_stop_event = []
     setup.flow.close.side_effect = lambda: intake_closed_after_stop_event.append(
@@ -86,7 +90,7 @@ def test_the_stop_sequence_runs_in_order(setup) -> None:
     # One grace budget shared by the drain and the leaser's join.
     [drain_budget] = setup.dispatcher.shutdown.call_args.args
     [leaser_budget] = setup.leaser.stop.call_args.args
-    assert 9.0 < drain_budget <= 10.0 and leaser_budget <= drain_budget
+    assert (drain_budget, leaser_budget) == (10.0, 7.0)
     assert not setup.manager.running
     assert setup.manager.join(0)
 

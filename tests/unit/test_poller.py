@@ -30,6 +30,7 @@ from tests.unit.worker_fixtures import (
     join_library_threads,
     subscription,
     task_json,
+    tell_when_waiting,
     wait,
 )
 
@@ -356,7 +357,13 @@ def test_under_a_backlog_a_fetch_waits_a_moment_for_more_free_slots(make_parts, 
     backlog.set()  # the last answer came back full
     parts = make_parts(backlog=backlog)
     parts.flow.reserve(most=4)  # four handlers busy, one slot free
-    releaser = threading.Timer(0.01, parts.flow.release, args=(2,))  # two handlers end just after
+    waiting = tell_when_waiting(parts.flow)
+
+    def two_handlers_end() -> None:
+        wait(waiting, "the fetch to wait for more free slots")
+        parts.flow.release(2)
+
+    releaser = threading.Thread(target=two_handlers_end)
     answer(engine, [], match=[json_params_matcher({"maxTasks": 3}, strict_match=False)])
 
     releaser.start()

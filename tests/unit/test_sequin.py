@@ -160,8 +160,14 @@ def test_the_token_never_reaches_logs(
     sequin: responses.RequestsMock, client: SequinClient, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG)
-    sequin.post(PREFIX + "/receive", json={"data": []})
+    # A message without an ack_id is logged; a refused token raises.
+    sequin.post(PREFIX + "/receive", json={"data": [{"data": {"action": "insert"}}]})
+    sequin.post(PREFIX + "/receive", status=401, json={"summary": "The API token you provided is invalid."})
 
-    client.receive()
+    assert client.receive() == []
+    with pytest.raises(SequinError) as refused:
+        client.receive()
 
+    assert caplog.records, "nothing was logged: the check below would prove nothing"
     assert TOKEN not in caplog.text
+    assert TOKEN not in str(refused.value) and TOKEN not in repr(refused.value)

@@ -1,6 +1,6 @@
 """The Sequin-compatible pull server of the test harness, over HTTP, fed in memory (no PostgreSQL).
 
-Statuses and bodies are those of the shared spec specs/sequin-pull-api.md (Sequin v0.14.6).
+Statuses and bodies are those of Sequin v0.14.6.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Tests of camunda_ext.variables: typing Python values for the engine and reading them back.
 
-Encoding follows DESIGN.md's typed-variable table; decoding is driven by the
+Encoding follows README.rst's typed variables; decoding is driven by the
 payloads a Camunda 7.24.0 engine sent (tests/fixtures/engine).
 """
 

@@ -17,6 +17,7 @@ from responses.registries import OrderedRegistry
 
 from camunda_ext import Client
 from camunda_ext._converter import structure
+from camunda_ext._protocol.flow_control import FlowController
 from camunda_ext.models import ExternalTask, FetchTopic
 from camunda_ext.settings import Handler, Subscription
 
@@ -48,6 +49,23 @@ class FakeClock:
 
     def advance(self, seconds: float) -> None:
         self.now += seconds
+
+
+def tell_when_waiting(flow: FlowController) -> threading.Event:
+    """An event set when ``flow.reserve`` next blocks to wait for slots.
+
+    A slot released after it is set wakes that wait: a test can free slots while a
+    reservation is waiting, not before it started.
+    """
+    waiting = threading.Event()
+
+    class TellingCondition(threading.Condition):
+        def wait(self, timeout: Optional[float] = None) -> bool:
+            waiting.set()
+            return super().wait(timeout)
+
+    flow._changed = TellingCondition()  # the controller's one lock and signal
+    return waiting
 
 
 class FixedJitter:
