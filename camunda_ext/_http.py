@@ -152,6 +152,7 @@ class Endpoint:
         if isinstance(auth, requests.auth.HTTPBasicAuth):
             fixed["Authorization"] = _basic_header(auth)
             self._per_request_auth = None
+        check_header_values(fixed)
         self._fixed_headers = fixed
         self._fixed_json_headers = {**fixed, **_JSON_HEADERS}
         # Never written: requests copies it before taking cookies from a redirect.
@@ -211,6 +212,13 @@ class Endpoint:
                 timeout=timeout,
                 **self._settings,
             )
+        except (requests.exceptions.InvalidHeader, ValueError) as exc:
+            # A value that cannot go into a request, e.g. a header a custom auth set:
+            # the exception quotes it, and it may be a secret, so its text stays out.
+            raise ConfigurationError(
+                "%s %s: the request cannot be built (%s); check the headers and credentials given"
+                % (method, redact_url(self.base_url) + path, type(exc).__name__)
+            ) from None
         except _TRANSPORT_FAULTS as exc:
             raise CamundaConnectionError(
                 "%s %s failed: %s: %s" % (method, redact_url(self.base_url) + path, type(exc).__name__, exc)
@@ -256,6 +264,24 @@ class Endpoint:
             cert=self._cert,
             allow_redirects=False,
         )
+
+
+def check_header_values(headers: Mapping[str, Any]) -> None:
+    """Refuse header values HTTP cannot carry, naming the header but never its value.
+
+    A token read from a file often ends with a newline; sent, it would fail every
+    request with an error that quotes it.
+
+    Raises:
+        ConfigurationError: A value starts with whitespace or holds a line break or NUL.
+    """
+    for name, value in headers.items():
+        text = value.decode("latin-1") if isinstance(value, bytes) else value
+        if not isinstance(text, str) or (text and (text[0].isspace() or any(c in text for c in "\r\n\0"))):
+            raise ConfigurationError(
+                "the %s header's value cannot be sent: it must be text without leading whitespace, "
+                "line breaks or NUL (the value is not shown)" % name
+            )
 
 
 def _normalised(url: str) -> str:

@@ -126,6 +126,13 @@ class OptimisticLockingError(EngineError):
 class BpmnError(Exception):
     """Raised by a handler to report a BPMN error instead of a technical failure.
 
+    The variables are typed when the error is reported, not here. If the report
+    cannot be made (a value has no Camunda type, e.g. a naive ``datetime``, or
+    the engine refuses the error, e.g. an uncaught code on an engine with
+    ``enableExceptionsAfterUnhandledBpmnError``), the worker reports a failure
+    of the task instead, whose message names the cause; retries count down as
+    for any handler exception.
+
     Args:
         code: The BPMN error code a boundary or event subprocess catches.
         message: An optional error message.

@@ -20,7 +20,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 import attrs
 import requests
 
-from camunda_ext._http import Endpoint, Timeout, build_session, redact_url
+from camunda_ext._http import Endpoint, Timeout, build_session, check_header_values, redact_url
 from camunda_ext.errors import CamundaError, ConfigurationError, DecodeError
 
 logger = logging.getLogger(__name__)
@@ -61,6 +61,7 @@ class BearerAuth(requests.auth.AuthBase):
     """``Authorization: Bearer <token>``; the token never shows in reprs."""
 
     def __init__(self, token: str) -> None:
+        check_header_values({"Authorization": "Bearer " + token})
         self._token = token
 
     def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
@@ -100,8 +101,12 @@ class SequinMessage:
 
     @property
     def table(self) -> Tuple[Optional[str], Optional[str]]:
-        """``(schema, table)`` of the change."""
-        return self.metadata.get("table_schema"), self.metadata.get("table_name")
+        """``(schema, table)`` of the change; None for a name that is missing or not text."""
+        schema, table = self.metadata.get("table_schema"), self.metadata.get("table_name")
+        return (
+            schema if isinstance(schema, str) else None,
+            table if isinstance(table, str) else None,
+        )
 
     @property
     def idempotency_key(self) -> Optional[str]:
@@ -231,7 +236,7 @@ class SequinClient:
             raise SequinError(response.status_code, _summary(response))
         try:
             return json.loads(response.content)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nested deeper than the parser goes
             raise DecodeError("Sequin answered %s with a body that is not JSON" % path) from None
 
 
@@ -253,7 +258,7 @@ def _read_item(item: Any) -> Optional[SequinMessage]:
 def _summary(response: requests.Response) -> str:
     try:
         data = json.loads(response.content)
-    except ValueError:
+    except (ValueError, RecursionError):
         return response.text[:200].strip() or response.reason or ""
     if isinstance(data, dict) and isinstance(data.get("summary"), str):
         return str(data["summary"])

@@ -73,9 +73,11 @@ class Dispatcher:
     """Runs handlers on a ``ThreadPoolExecutor`` (threads ``camunda-ext-handler-N``).
 
     Each handler call is wrapped once: a :class:`~camunda_ext.errors.BpmnError`
-    becomes a BPMN error, any other exception a failure with the traceback in
-    ``errorDetails``, and a handler that returns without an outcome a failure
-    too (so the task never sits locked until expiry unnoticed). Whatever
+    becomes a BPMN error (or a failure when the BPMN error cannot be reported),
+    any other exception, ``SystemExit`` and ``KeyboardInterrupt`` included, a
+    failure with the traceback in ``errorDetails``, and a handler that returns
+    without an outcome a failure too (so the task never sits locked until expiry
+    unnoticed). A failure the engine refuses unlocks the task. Whatever
     happens, the task's slot is given back and the leaser forgets it.
 
     Thread-safe.
@@ -234,6 +236,13 @@ class Dispatcher:
         self._metrics.in_flight(in_flight)
         if future.cancelled():
             on_cancel()
+        elif future.exception() is not None:
+            # Jobs must not raise (run() never does): this is a bug, and the
+            # executor would otherwise keep it on a future nobody reads.
+            logger.error(
+                "A job on a handler thread raised; its task is left to its lock's expiry",
+                exc_info=future.exception(),
+            )
         on_done()
 
     def _hand_back(self, task: ExternalTask) -> None:
@@ -251,7 +260,15 @@ class Dispatcher:
         try:
             try:
                 subscription.handler(task, complete, fail)
-            except Exception as error:  # any handler fault becomes the task's outcome
+            except BaseException as error:
+                # SystemExit and KeyboardInterrupt too, and they are not re-raised.
+                # Signals reach only the main thread, so here they come from the
+                # handler's own code (a script's sys.exit()): a fault of this task,
+                # not a request to stop the worker (that is stop() or run()'s signal
+                # handling). Re-raised, the executor would keep them on a future
+                # nobody reads and the outcome would be lost, the task locked until
+                # its lock expired. Swallowed after the report, this thread stays
+                # free for the next task.
                 self._report_error(task, topic, outcome, fail, error)
             else:
                 if not outcome.resolved:
@@ -278,7 +295,7 @@ class Dispatcher:
         topic: str,
         outcome: TaskOutcome,
         fail: Callable[..., builders.FailureBuilder],
-        error: Optional[Exception],
+        error: Optional[BaseException],
     ) -> None:
         """Report what a handler left: a BPMN error, a failure, or no outcome at all."""
         if outcome.resolved:
@@ -289,25 +306,44 @@ class Dispatcher:
                 exc_info=error,
             )
             return
-        try:
-            if isinstance(error, BpmnError):
-                logger.info("Handler of task %s (topic %s) raised BPMN error %s", task.id, topic, error.code)
+        details: Optional[str]
+        if isinstance(error, BpmnError):
+            logger.info("Handler of task %s (topic %s) raised BPMN error %s", task.id, topic, error.code)
+            try:
                 outcome.handle_bpmn_error(
                     task.id, error.code, error_message=error.message, variables=error.variables or None
                 )
-            elif error is None:
+                return
+            except CamundaError as refused:
+                # Its variables have no Camunda type (they are typed only now), or the
+                # engine refused it for good (e.g. 500 for an uncaught error code with
+                # enableExceptionsAfterUnhandledBpmnError). Unlocking would run the
+                # handler again at once, forever: report a failure instead, so that
+                # retries count down to an incident.
+                reason, details = describe(refused)
+                message = "BPMN error %s could not be reported: %s" % (error.code, reason)
                 logger.warning(
-                    "Handler of task %s (topic %s) returned without an outcome; reporting a failure",
+                    "The BPMN error %s of task %s (topic %s) could not be reported; reporting a failure "
+                    "instead",
+                    error.code,
                     task.id,
                     topic,
+                    exc_info=refused,
                 )
-                fail(message=UNRESOLVED_MESSAGE).execute()
-            else:
-                message, details = describe(error)
-                logger.warning(
-                    "Handler of task %s (topic %s) failed: %s", task.id, topic, message, exc_info=error
-                )
-                fail(message=message, details=details).execute()
+        elif error is None:
+            logger.warning(
+                "Handler of task %s (topic %s) returned without an outcome; reporting a failure",
+                task.id,
+                topic,
+            )
+            message, details = UNRESOLVED_MESSAGE, None
+        else:
+            message, details = describe(error)
+            logger.warning(
+                "Handler of task %s (topic %s) failed: %s", task.id, topic, message, exc_info=error
+            )
+        try:
+            fail(message=message, details=details).execute()
         except CamundaError:
             logger.exception(
                 "The engine refused the outcome of task %s (topic %s); unlocking it", task.id, topic

@@ -51,10 +51,13 @@ def classify(message: SequinMessage, topics: Collection[str]) -> Optional[Work]:
 
 
 def _available(record: Mapping[str, Any], metadata: Mapping[str, Any]) -> bool:
+    # A value of an unexpected type (e.g. text where a cast failed) cannot rule the
+    # task out: the fetch or the lock that follows asks the engine, which decides.
     retries = record.get("retries_")
-    if retries is not None and retries <= 0:
+    if isinstance(retries, int) and retries <= 0:
         return False
-    if record.get("suspension_state_", _ACTIVE) not in (_ACTIVE, None):
+    suspension = record.get("suspension_state_")
+    if isinstance(suspension, int) and suspension != _ACTIVE:
         return False
     lock = _naive_utc(record.get("lock_exp_time_"))
     if lock is None:

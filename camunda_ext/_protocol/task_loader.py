@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
-from typing import Dict, List, Optional
+from typing import Dict, Iterator, List, Optional
 
 import attrs
 
 from camunda_ext._protocol.clock import Clock
 from camunda_ext._protocol.leaser import Leaser
 from camunda_ext.client import Client
-from camunda_ext.errors import CamundaError
+from camunda_ext.errors import CamundaError, NotFoundError, TaskNotFoundError
 from camunda_ext.models import ActivityInstance, ExternalTask, FetchTopic
 from camunda_ext.variables import TypedValue
 
@@ -48,19 +48,22 @@ class TaskLoader:
             The locked task, or None if fetchAndLock would not have given it now.
 
         Raises:
-            TaskNotFoundError: The task is gone.
+            TaskNotFoundError: The task is gone, or its process instance or execution
+                (which end with it).
             LockConflictError: Another worker holds it.
             OptimisticLockingError: A concurrent lock or fetch won it.
             CamundaError: Any other failure; a lock already taken is given back.
         """
         task = self._client.get_task(task_id)
-        if not _available(task) or not self._matches(task, fetch):
-            return None
+        with _ends_with_its_instance():
+            if not _available(task) or not self._matches(task, fetch):
+                return None
         locked_at = self._clock.monotonic()
         self._client.lock(task_id, fetch.lock_duration)
         self._leaser.add(task_id, fetch.topic_name, fetch.lock_duration, locked_at)
         try:
-            variables = self.variables_of(task, fetch)
+            with _ends_with_its_instance():
+                variables = self.variables_of(task, fetch)
         except CamundaError:
             # Not run after all: give the lock back so the task is free at once.
             self._give_back(task_id)
@@ -123,6 +126,22 @@ class TaskLoader:
         rows.sort(key=lambda row: rank.get(row.activity_instance_id or "", len(chain)), reverse=True)
         # Outermost first, so nearer scopes overwrite the names they shadow.
         return {row.name: row.typed_value for row in rows}
+
+
+@contextlib.contextmanager
+def _ends_with_its_instance() -> Iterator[None]:
+    """Turn the engine's 404 for a task's process instance or execution into TaskNotFoundError.
+
+    The instance ended (completed, cancelled, interrupted) between the reads, and
+    the task with it: its event is done, not a reason to stop the worker. A 404
+    without Camunda's body is not the engine's answer (a wrong base URL) and stays.
+    """
+    try:
+        yield
+    except NotFoundError as error:
+        if error.type is None or isinstance(error, TaskNotFoundError):
+            raise
+        raise TaskNotFoundError(error.status_code, error.type, error.message, error.code) from error
 
 
 def _available(task: ExternalTask) -> bool:

@@ -504,7 +504,12 @@ class SequinServer:
         consumer_id: The consumer's UUID (also usable in the URL); random when None.
         database: What ``metadata.database`` says; a placeholder when None.
         ack_wait_ms: Visibility timeout in milliseconds (Sequin: 30000, at least 500).
-        clock: Monotonic time in seconds for the visibility timeout (tests inject one).
+        clock: Monotonic time in seconds, for the visibility timeout and ``wait_for``
+            (tests inject one).
+        pause: How a waiting receive waits between store checks:
+            ``pause(seconds, stopped)`` returns True to end the wait. The default waits
+            up to ``seconds`` for ``stopped`` (set by :meth:`stop`); tests inject one
+            that moves their clock instead.
         source: Where changes come from (kept as ``.source``); started by :meth:`start`. None: only
             :meth:`add_changes` feeds the store.
         port: TCP port; a free one when None.
@@ -519,6 +524,7 @@ class SequinServer:
         database: Optional[DatabaseInfo] = None,
         ack_wait_ms: int = DEFAULT_ACK_WAIT_MS,
         clock: Callable[[], float] = time.monotonic,
+        pause: Callable[[float, threading.Event], bool] = lambda seconds, stopped: stopped.wait(seconds),
         source: Optional[ChangeSource] = None,
         port: Optional[int] = None,
     ) -> None:
@@ -529,6 +535,8 @@ class SequinServer:
         self.consumer_id = consumer_id or str(uuid.uuid4())
         self.database = database or DatabaseInfo("camunda", "camunda", "127.0.0.1")
         self.store = MessageStore(ack_wait_ms=ack_wait_ms, clock=clock)
+        self._clock = clock
+        self._pause = pause
         self.source = source
         self._port = port or 0
         self._httpd: Optional[_HttpServer] = None
@@ -712,10 +720,10 @@ class SequinServer:
 
     def _wait(self, seconds: float) -> None:
         """Wait until the store holds anything, checking every 50 ms, at most ``seconds``."""
-        deadline = time.monotonic() + seconds
+        deadline = self._clock() + seconds
         while self.store.count() == 0:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0 or self._stopped.wait(min(_WAIT_POLL_S, remaining)):
+            remaining = deadline - self._clock()
+            if remaining <= 0 or self._pause(min(_WAIT_POLL_S, remaining), self._stopped):
                 return
 
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import concurrent.futures
+import datetime
 import logging
+import sys
 import threading
 from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 from unittest import mock
@@ -73,6 +75,10 @@ def dispatcher(make_dispatcher) -> Dispatcher:
 
 #: Monotonic time at which the tasks of these tests were locked.
 LOCKED_AT = 990.0
+
+
+def _interrupt() -> None:
+    raise KeyboardInterrupt
 
 
 def run(dispatcher: Dispatcher, handler: Handler, task: Optional[ExternalTask] = None) -> None:
@@ -331,6 +337,127 @@ def test_an_outcome_the_engine_refuses_unlocks_the_task(dispatcher, engine, metr
         run(dispatcher, handler)
     metrics.unlocked.assert_called_once_with("topic")
     assert "refused the outcome of task task-1" in caplog.text
+
+
+#: The engine's answer to a BPMN error nothing catches, with enableExceptionsAfterUnhandledBpmnError.
+UNCAUGHT_BPMN_ERROR = engine_error(
+    500,
+    "ProcessEngineException",
+    "Execution with id 'ex-1' throws an error event with errorCode 'REJECTED', but no error handler was "
+    "defined.",
+)
+
+
+def test_a_bpmn_error_whose_variables_do_not_encode_becomes_a_failure(
+    dispatcher, engine, metrics, caplog
+) -> None:
+    # Unlocked instead, the task would be fetched and its handler run again at once, forever.
+    expect(engine, "failure", None)  # body checked below; no bpmnError request, no unlock
+
+    def handler(task, complete, fail):
+        raise BpmnError("REJECTED", variables={"at": datetime.datetime(2026, 12, 4, 10, 11, 12)})
+
+    with caplog.at_level(logging.WARNING, logger="camunda_ext._protocol.dispatch"):
+        run(dispatcher, handler)
+    body = failure_body(engine)
+    assert body["errorMessage"].startswith("BPMN error REJECTED could not be reported: VariableError: ")
+    assert "naive datetime" in body["errorMessage"]
+    assert "VariableError" in body["errorDetails"]
+    assert (body["retries"], body["retryTimeout"]) == (3, 0)  # the retry policy of any handler fault
+    assert "variables" not in body  # the BPMN error's variables are not sent with the failure
+    metrics.failed.assert_called_once_with("topic")
+    metrics.bpmn_error.assert_not_called()
+    metrics.unlocked.assert_not_called()
+    assert "could not be reported; reporting a failure instead" in caplog.text
+
+
+def test_a_bpmn_error_the_engine_refuses_becomes_a_failure(make_dispatcher, engine, metrics) -> None:
+    dispatcher = make_dispatcher(RetryPolicy(retries=4, retry_timeout=1000))
+    expect(engine, "bpmnError", {"workerId": WORKER_ID, "errorCode": "REJECTED"}, **UNCAUGHT_BPMN_ERROR)
+    expect(engine, "failure", None)
+
+    def handler(task, complete, fail):
+        raise BpmnError("REJECTED")
+
+    run(dispatcher, handler, make_task(retries=2))
+    body = failure_body(engine)
+    assert body["errorMessage"].startswith(
+        "BPMN error REJECTED could not be reported: EngineError: HTTP 500 ProcessEngineException: "
+    )
+    assert "no error handler was defined" in body["errorMessage"]
+    assert (body["retries"], body["retryTimeout"]) == (1, 1000)
+    assert [c.request.url.rsplit("/", 1)[1] for c in engine.calls] == ["bpmnError", "failure"]
+    metrics.failed.assert_called_once_with("topic")
+    metrics.unlocked.assert_not_called()
+
+
+def test_a_refused_bpmn_error_whose_failure_is_refused_too_unlocks_the_task(
+    dispatcher, engine, metrics
+) -> None:
+    expect(engine, "bpmnError", None, **UNCAUGHT_BPMN_ERROR)
+    expect(engine, "failure", None, **engine_error(400, "RestException", "retries must be >= 0"))
+    engine.add(responses.POST, task_url("task-1", "unlock"), status=204)
+
+    def handler(task, complete, fail):
+        raise BpmnError("REJECTED")
+
+    run(dispatcher, handler)
+    assert [c.request.url.rsplit("/", 1)[1] for c in engine.calls] == ["bpmnError", "failure", "unlock"]
+    metrics.unlocked.assert_called_once_with("topic")
+
+
+@pytest.mark.parametrize(
+    ("exit", "message"),
+    [
+        (lambda: sys.exit(), "SystemExit"),
+        (lambda: sys.exit(2), "SystemExit: 2"),
+        (_interrupt, "KeyboardInterrupt"),
+    ],
+    ids=["sys.exit()", "sys.exit(2)", "KeyboardInterrupt"],
+)
+def test_a_handler_that_exits_is_reported_and_the_thread_runs_the_next_task(
+    make_dispatcher, engine, metrics, caplog, exit, message
+) -> None:
+    dispatcher = make_dispatcher(max_workers=1)  # the next task needs the same thread
+    expect(engine, "failure", None)
+    threads: List[str] = []
+
+    def handler(task, complete, fail):
+        threads.append(threading.current_thread().name)
+        exit()
+
+    with caplog.at_level(logging.WARNING, logger="camunda_ext._protocol.dispatch"):
+        run(dispatcher, handler)
+    body = failure_body(engine)
+    assert body["errorMessage"] == message
+    assert "in handler" in body["errorDetails"]
+    assert body["retries"] == 3
+    metrics.failed.assert_called_once_with("topic")
+    assert "Handler of task task-1 (topic topic) failed: %s" % message in caplog.text
+
+    expect(engine, "complete", {"workerId": WORKER_ID})
+
+    def next_handler(task, complete, fail):
+        threads.append(threading.current_thread().name)
+        complete().execute()
+
+    run(dispatcher, next_handler)
+    metrics.completed.assert_called_once_with("topic")
+    assert threads[0] == threads[1]
+
+
+def test_a_job_that_raises_is_logged(dispatcher, caplog) -> None:
+    done = threading.Event()
+
+    def broken() -> None:
+        raise RuntimeError("bug")
+
+    with caplog.at_level(logging.ERROR, logger="camunda_ext._protocol.dispatch"):
+        dispatcher.submit(broken, on_done=done.set, on_cancel=mock.Mock())
+        wait(done, "the job's slot to come back")
+    [record] = caplog.records
+    assert "A job on a handler thread raised" in record.getMessage()
+    assert record.exc_info[0] is RuntimeError
 
 
 # ---------------------------------------------------------------------- slots and leases

@@ -89,3 +89,21 @@ def test_retries_raised_from_zero_make_the_task_work_again() -> None:
 def test_an_update_of_other_columns_is_not_work() -> None:
     priority = event("update", changes={"priority_": 0}, priority_=5)
     assert classify(priority, TOPICS) is None
+
+
+@pytest.mark.parametrize(
+    "record",
+    [{"retries_": "3"}, {"suspension_state_": "1"}, {"lock_exp_time_": 1733306400}],
+    ids=["retries as text", "suspension state as text", "lock expiry as a number"],
+)
+def test_values_of_unexpected_types_leave_the_decision_to_the_engine(record: Dict[str, Any]) -> None:
+    # Sequin passes a value through as text when its cast fails: the event is still
+    # work, and the fetch or lock that follows asks the engine whether the task is free.
+    assert classify(event("insert", **record), TOPICS) == Work("task-1", "charge")
+
+
+def test_a_table_name_that_is_not_text_is_read_as_missing() -> None:
+    message = event("insert")
+    message.metadata["table_name"] = 42
+    assert message.table == ("public", None)
+    assert classify(message, TOPICS) == Work("task-1", "charge")

@@ -418,3 +418,27 @@ def test_one_hosts_auth_never_reaches_another(engine: responses.RequestsMock) ->
     assert engine.calls[0].request.headers["Authorization"].startswith("Basic ")
     assert "Authorization" not in engine.calls[1].request.headers
     assert "X-Other" not in engine.calls[0].request.headers
+
+
+@pytest.mark.parametrize("value", ["Bearer s3cret-token\n", " Bearer s3cret-token", "Bearer s3cret\r\nX: 1"])
+def test_a_header_value_http_cannot_carry_is_refused_without_showing_it(value: str) -> None:
+    with pytest.raises(ConfigurationError) as refused:
+        Endpoint(requests.Session(), BASE_URL, headers={"Authorization": value}, trust_env=False)
+
+    assert "Authorization" in str(refused.value)
+    assert "s3cret" not in str(refused.value) + repr(refused.value)
+
+
+def test_a_header_an_auth_sets_that_cannot_be_sent_is_a_configuration_error_that_hides_it() -> None:
+    class LeakyAuth(requests.auth.AuthBase):
+        def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+            # What http.client raises when it is given a header value with a line break.
+            raise ValueError("Invalid header value b'Bearer s3cret-token\\n'")
+
+    endpoint = Endpoint(requests.Session(), BASE_URL, auth=LeakyAuth(), trust_env=False)
+
+    with pytest.raises(ConfigurationError) as refused:
+        endpoint.request("GET", "/version")
+
+    assert "s3cret" not in str(refused.value) + repr(refused.value)
+    assert refused.value.__cause__ is None and refused.value.__suppress_context__

@@ -112,12 +112,15 @@ def test_transport_faults_and_bad_bodies_are_typed(
     sequin.post(PREFIX + "/receive", body=requests.exceptions.ConnectionError("reset"))
     sequin.post(PREFIX + "/receive", body="<html>bad gateway</html>", status=200)
     sequin.post(PREFIX + "/receive", json={"messages": []})
+    sequin.post(PREFIX + "/receive", body='{"data": ' + "[" * 100_000 + "]" * 100_000 + "}", status=200)
 
     with pytest.raises(CamundaConnectionError):
         client.receive()
     with pytest.raises(DecodeError):
         client.receive()
     with pytest.raises(DecodeError):
+        client.receive()
+    with pytest.raises(DecodeError):  # nested deeper than the JSON parser goes
         client.receive()
 
 
@@ -171,3 +174,11 @@ def test_the_token_never_reaches_logs(
     assert caplog.records, "nothing was logged: the check below would prove nothing"
     assert TOKEN not in caplog.text
     assert TOKEN not in str(refused.value) and TOKEN not in repr(refused.value)
+
+
+def test_a_token_with_a_line_break_is_refused_at_once_without_showing_it() -> None:
+    # A token read from a file often ends with a newline.
+    with pytest.raises(ConfigurationError) as refused:
+        SequinClient(SEQUIN, "camunda-ext-tasks", token=TOKEN + "\n", trust_env=False)
+
+    assert TOKEN not in str(refused.value) + repr(refused.value)

@@ -9,9 +9,8 @@ import base64
 import datetime as dt
 import struct
 import threading
-import time
 import uuid
-from typing import Any, Dict, Iterator, List, Optional
+from typing import Any, Callable, Dict, Iterator, List, Optional
 
 import pytest
 import requests
@@ -85,14 +84,39 @@ def change(
     )
 
 
+class Pauses:
+    """A waiting receive's pauses between store checks: they move the fake clock, no sleep.
+
+    ``then[n]`` runs after the ``n``-th pause (from 1), e.g. a change arriving.
+    """
+
+    def __init__(self, clock: FakeClock) -> None:
+        self.clock = clock
+        self.seconds: List[float] = []
+        self.then: Dict[int, Callable[[], None]] = {}
+
+    def __call__(self, seconds: float, stopped: threading.Event) -> bool:
+        self.seconds.append(seconds)
+        self.clock.now += seconds
+        action = self.then.pop(len(self.seconds), None)
+        if action is not None:
+            action()
+        return False
+
+
 @pytest.fixture
 def clock() -> FakeClock:
     return FakeClock()
 
 
 @pytest.fixture
-def server(clock: FakeClock) -> Iterator[ss.SequinServer]:
-    with ss.SequinServer(token=TOKEN, consumer=CONSUMER, clock=clock) as running:
+def pauses(clock: FakeClock) -> Pauses:
+    return Pauses(clock)
+
+
+@pytest.fixture
+def server(clock: FakeClock, pauses: Pauses) -> Iterator[ss.SequinServer]:
+    with ss.SequinServer(token=TOKEN, consumer=CONSUMER, clock=clock, pause=pauses) as running:
         yield running
     assert not [t for t in threading.enumerate() if t.name.startswith("sequin-double")]
 
@@ -372,51 +396,52 @@ def test_batch_size_is_checked_before_wait_for(server: ss.SequinServer, http: re
 
 
 @pytest.mark.parametrize("value", [None, True])
-def test_wait_for_null_means_no_wait(server: ss.SequinServer, http: requests.Session, value: Any) -> None:
-    started = time.monotonic()
-
-    assert receive(http, server, wait_for=value) == []
-    assert time.monotonic() - started < 0.4
-
-
-@pytest.mark.parametrize("value", [500, "500", "500ms", "1s"])
-def test_wait_for_waits_when_nothing_is_stored(
-    server: ss.SequinServer, http: requests.Session, value: Any
+def test_wait_for_null_means_no_wait(
+    server: ss.SequinServer, http: requests.Session, pauses: Pauses, value: Any
 ) -> None:
-    started = time.monotonic()
-
     assert receive(http, server, wait_for=value) == []
-    assert time.monotonic() - started >= 0.45
+    assert pauses.seconds == []
+
+
+@pytest.mark.parametrize(("value", "seconds"), [(500, 0.5), ("500", 0.5), ("500ms", 0.5), ("1s", 1.0)])
+def test_wait_for_waits_when_nothing_is_stored(
+    server: ss.SequinServer, http: requests.Session, pauses: Pauses, value: Any, seconds: float
+) -> None:
+    assert receive(http, server, wait_for=value) == []
+    # The whole wait, checking the store every 50 ms as Sequin does.
+    assert sum(pauses.seconds) == pytest.approx(seconds)
+    assert max(pauses.seconds) == pytest.approx(0.05)
 
 
 def test_wait_for_returns_early_when_a_message_arrives(
-    server: ss.SequinServer, http: requests.Session
+    server: ss.SequinServer, http: requests.Session, pauses: Pauses
 ) -> None:
-    timer = threading.Timer(0.3, server.add_changes, args=([change("t-1", 100)],))
-    started = time.monotonic()
-    timer.start()
-    try:
-        data = receive(http, server, wait_for="20s", max_batch_size=10)
-    finally:
-        timer.cancel()
+    pauses.then[3] = lambda: server.add_changes([change("t-1", 100)])
 
-    assert time.monotonic() - started < 2.0
+    data = receive(http, server, wait_for="20s", max_batch_size=10)
+
     assert [m["data"]["record"]["id_"] for m in data] == ["t-1"]
+    assert len(pauses.seconds) == 3  # the next check found it
 
 
 def test_wait_for_returns_at_once_while_messages_are_in_flight(
-    server: ss.SequinServer, http: requests.Session
+    server: ss.SequinServer, http: requests.Session, pauses: Pauses
 ) -> None:
     server.add_changes([change("t-1", 100)])
     assert len(receive(http, server)) == 1
-    started = time.monotonic()
 
     assert receive(http, server, wait_for=20000) == []
-    assert time.monotonic() - started < 0.5
+    assert pauses.seconds == []
 
 
 def test_stop_ends_a_waiting_receive(clock: FakeClock, http: requests.Session) -> None:
-    server = ss.SequinServer(token=TOKEN, clock=clock).start()
+    waiting = threading.Event()
+
+    def pause(seconds: float, stopped: threading.Event) -> bool:
+        waiting.set()
+        return stopped.wait(seconds)  # the fake clock stands still: only stop() ends the wait
+
+    server = ss.SequinServer(token=TOKEN, clock=clock, pause=pause).start()
     result: Dict[str, Any] = {}
 
     def call() -> None:
@@ -427,13 +452,12 @@ def test_stop_ends_a_waiting_receive(clock: FakeClock, http: requests.Session) -
 
     caller = threading.Thread(target=call)
     caller.start()
-    time.sleep(0.2)
-    started = time.monotonic()
+    assert waiting.wait(10), "the receive never waited"
     server.stop()
     caller.join(10)
 
     assert not caller.is_alive()
-    assert time.monotonic() - started < 5
+    assert result
 
 
 # -- the envelope ------------------------------------------------------------------------

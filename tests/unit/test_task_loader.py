@@ -9,7 +9,7 @@ from unittest import mock
 import attrs
 import pytest
 
-from camunda_ext import Client, EngineError, LockConflictError
+from camunda_ext import Client, EngineError, LockConflictError, NotFoundError, TaskNotFoundError
 from camunda_ext._protocol.leaser import Leaser
 from camunda_ext._protocol.task_loader import TaskLoader
 from camunda_ext.models import ActivityInstance, ExternalTask, FetchTopic, VariableInstance
@@ -125,6 +125,42 @@ def test_a_failed_read_of_the_variables_gives_the_lock_back(client: Any, leaser:
 
     leaser.remove.assert_called_once_with("task-1")
     client.unlock.assert_called_once_with("task-1")
+
+
+#: The engine's answer for a process instance that ended (Camunda 7.24.0).
+INSTANCE_GONE = NotFoundError(404, "InvalidRequestException", "Process instance with id pi does not exist")
+
+
+def test_an_instance_that_ended_after_the_lock_means_the_task_is_gone(client: Any, leaser: Any) -> None:
+    client.get_activity_instance_tree.side_effect = INSTANCE_GONE
+
+    with pytest.raises(TaskNotFoundError):
+        loader(client, leaser).lock_and_load("task-1", FetchTopic(topic_name="t", lock_duration=1000))
+
+    leaser.remove.assert_called_once_with("task-1")
+    client.unlock.assert_called_once_with("task-1")
+
+
+def test_an_instance_that_ended_before_the_filter_check_means_the_task_is_gone(
+    client: Any, leaser: Any
+) -> None:
+    client.get_process_variables.side_effect = INSTANCE_GONE
+
+    with pytest.raises(TaskNotFoundError):
+        loader(client, leaser).lock_and_load(
+            "task-1", FetchTopic(topic_name="t", lock_duration=1000, process_variables={"region": "eu"})
+        )
+
+    client.lock.assert_not_called()
+
+
+def test_a_404_that_is_not_the_engines_answer_stays_not_found(client: Any, leaser: Any) -> None:
+    client.get_activity_instance_tree.side_effect = NotFoundError(404, None, "Not Found")  # a wrong base URL
+
+    with pytest.raises(NotFoundError) as raised:
+        loader(client, leaser).lock_and_load("task-1", FetchTopic(topic_name="t", lock_duration=1000))
+
+    assert not isinstance(raised.value, TaskNotFoundError)
 
 
 def test_a_failed_read_of_the_task_takes_no_lock(client: Any, leaser: Any) -> None:
