@@ -30,6 +30,7 @@ _STRUCTURE_FAULTS = (
     ValueError,
     AttributeError,
     OverflowError,
+    RecursionError,  # nesting deeper than the stack, e.g. an activity-instance tree
 )
 
 

@@ -14,6 +14,7 @@ import os
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Type, TypeVar, Union
 from urllib.parse import quote
 
+import attrs
 import requests
 
 from camunda_ext import _converter
@@ -42,7 +43,7 @@ from camunda_ext.models import (
 )
 from camunda_ext.variables import TypedValue, decode_variables, encode_variables, format_date
 
-__all__ = ["Client", "DeploymentFile"]
+__all__ = ["Client", "DeploymentFile", "UndecodableTask", "UndecodableTasksError"]
 
 T = TypeVar("T")
 
@@ -59,6 +60,50 @@ _OPTIMISTIC_LOCKING_CODE = 1
 #: Message fragments of a 400 RestException that mean "this worker does not hold the lock".
 _LOCK_CONFLICT_FRAGMENTS = ("is locked by worker", "cannot be locked by worker", "locked by worker")
 _LOCK_EXPIRED_FRAGMENT = "lock that expired"
+
+
+@attrs.frozen
+class UndecodableTask:
+    """A task of a fetchAndLock answer that did not decode. The engine locked it all the same.
+
+    Thread-safe (immutable).
+
+    Attributes:
+        id: Its id, or None when the answer's item has no readable one.
+        topic_name: Its topic, if readable.
+        retries: Its retries left, if readable (None before its first failure).
+        error: Why it did not decode; names the variable when one was at fault.
+    """
+
+    id: Optional[str]
+    topic_name: Optional[str]
+    retries: Optional[int]
+    error: DecodeError
+
+
+class UndecodableTasksError(DecodeError):
+    """Some tasks of a fetchAndLock answer did not decode; the others did.
+
+    The engine locked every task of the answer, so the caller should run
+    :attr:`tasks` and report the :attr:`undecodable` ones (e.g. as failures),
+    or they stay locked, unrun, until their locks expire.
+
+    Attributes:
+        tasks: The tasks that decoded.
+        undecodable: The tasks that did not.
+    """
+
+    def __init__(self, tasks: List[ExternalTask], undecodable: List[UndecodableTask]) -> None:
+        self.tasks = tasks
+        self.undecodable = undecodable
+        reasons = "; ".join("task %s: %s" % (item.id, item.error) for item in undecodable)
+        super().__init__(
+            "%d of %d tasks locked by fetchAndLock did not decode (%s)"
+            % (len(undecodable), len(tasks) + len(undecodable), reasons)
+        )
+
+    def __reduce__(self) -> Any:
+        return (type(self), (self.tasks, self.undecodable))
 
 
 class Client:
@@ -178,6 +223,11 @@ class Client:
 
         Returns:
             The locked tasks, possibly fewer than asked for.
+
+        Raises:
+            UndecodableTasksError: Some tasks did not decode (e.g. a variable whose
+                stored JSON is broken); it carries the tasks that did.
+            DecodeError: The answer is not a list of tasks at all.
         """
         body: Dict[str, Any] = {
             "workerId": self.worker_id,
@@ -195,7 +245,7 @@ class Client:
             body["asyncResponseTimeout"] = round(async_response_timeout * 1000)
             read_timeout = self._endpoint.timeout[1] + async_response_timeout + LONG_POLL_MARGIN
         data = self._call("POST", "/external-task/fetchAndLock", body=body, read_timeout=read_timeout)
-        return _structure_list(data, ExternalTask)
+        return _structure_tasks(data)
 
     def lock(self, task_id: str, lock_duration: int) -> None:
         """Lock one task by id for this worker (engine 7.15+).
@@ -571,7 +621,7 @@ def _error_body(response: requests.Response) -> Tuple[Optional[str], str, Option
         return None, "", None
     try:
         data = json.loads(response.content)
-    except ValueError:
+    except (ValueError, RecursionError):
         data = None
     if not isinstance(data, dict):
         excerpt = response.text[:200].strip()
@@ -608,6 +658,35 @@ def _structure_list(data: Any, cls: Type[T]) -> List[T]:
     if not isinstance(data, list):
         raise DecodeError("expected a JSON array of %s, got %s" % (cls.__name__, type(data).__name__))
     return [_converter.structure(item, cls) for item in data]
+
+
+def _structure_tasks(data: Any) -> List[ExternalTask]:
+    """Decode a fetchAndLock answer task by task: one bad task must not take its batch down."""
+    if not isinstance(data, list):
+        raise DecodeError("expected a JSON array of ExternalTask, got %s" % type(data).__name__)
+    tasks: List[ExternalTask] = []
+    undecodable: List[UndecodableTask] = []
+    for item in data:
+        try:
+            tasks.append(_converter.structure(item, ExternalTask))
+        except DecodeError as error:
+            fields = item if isinstance(item, dict) else {}
+            undecodable.append(
+                UndecodableTask(
+                    _field(fields, "id", str),
+                    _field(fields, "topicName", str),
+                    _field(fields, "retries", int),
+                    error,
+                )
+            )
+    if undecodable:
+        raise UndecodableTasksError(tasks, undecodable)
+    return tasks
+
+
+def _field(data: Mapping[str, Any], key: str, kind: Type[T]) -> Optional[T]:
+    value = data.get(key)
+    return value if isinstance(value, kind) and not isinstance(value, bool) else None
 
 
 def _variable_map(data: Any) -> Dict[str, TypedValue]:

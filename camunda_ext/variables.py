@@ -477,7 +477,14 @@ def decode_variables(wire: Any) -> Dict[str, TypedValue]:
         return {}
     if not isinstance(wire, dict):
         raise DecodeError("variables must be a JSON object, got %r" % (wire,))
-    return {name: decode_value(item) for name, item in wire.items()}
+    decoded = {}
+    for name, item in wire.items():
+        try:
+            decoded[name] = decode_value(item)
+        except DecodeError as error:
+            # Name the variable: the message may become an incident's, where it is all an operator sees.
+            raise DecodeError("variable %r: %s" % (name, error)) from None
+    return decoded
 
 
 def python_value(typed: TypedValue) -> Any:
@@ -531,8 +538,9 @@ def _decode_json(kind: str, value: Any) -> Any:
         return value
     try:
         return json.loads(value)
-    except ValueError:
-        raise DecodeError("%s variable does not hold JSON" % kind) from None
+    except (ValueError, RecursionError) as error:
+        # The engine stores serialized values unchecked: the text may be anything, nested without end.
+        raise DecodeError("%s variable does not hold JSON: %s" % (kind, error)) from None
 
 
 def _decode_null(kind: str, value: Any) -> None:

@@ -7,13 +7,14 @@ import logging
 import threading
 from typing import Callable, Collection, List, Mapping, Optional, Tuple
 
+from camunda_ext import builders
 from camunda_ext._protocol.backoff import Backoff
 from camunda_ext._protocol.clock import Clock, Jitter
 from camunda_ext._protocol.dispatch import Dispatcher
 from camunda_ext._protocol.flow_control import FlowController
 from camunda_ext._protocol.loop import RoundLoop
 from camunda_ext._protocol.reporter import Reporter
-from camunda_ext.client import Client
+from camunda_ext.client import Client, UndecodableTask, UndecodableTasksError
 from camunda_ext.errors import (
     AuthenticationError,
     AuthorizationError,
@@ -157,6 +158,9 @@ class Poller(RoundLoop):
             max_tasks: Slots reserved for the answer.
             topics: Only these registered topics (a CDC wake-up); all when None.
 
+        Tasks of the answer that do not decode are reported as failed here, and
+        left out.
+
         Returns:
             The tasks, and a monotonic time no later than the engine locked them.
 
@@ -165,22 +169,69 @@ class Poller(RoundLoop):
         """
         fetch = self._topics if topics is None else [t for t in self._topics if t.topic_name in topics]
         sent = self._clock.monotonic()
-        tasks = self._client.fetch_and_lock(
-            fetch,
-            max_tasks=max_tasks,
-            use_priority=self._settings.use_priority,
-            sorting=self._settings.sorting,
-            async_response_timeout=self._async_response_timeout,
+        undecodable: List[UndecodableTask] = []
+        try:
+            tasks = self._client.fetch_and_lock(
+                fetch,
+                max_tasks=max_tasks,
+                use_priority=self._settings.use_priority,
+                sorting=self._settings.sorting,
+                async_response_timeout=self._async_response_timeout,
+            )
+        except UndecodableTasksError as error:
+            tasks, undecodable = error.tasks, error.undecodable
+        locked_at = sent
+        if self._async_response_timeout:
+            # A parked long poll locks its tasks when it answers, up to the long-poll
+            # time after it was sent. Counting the lock from the send would have the
+            # leaser extend at once the lock of every task that came late in a poll,
+            # racing its handler's complete (a 404, or an OptimisticLocking 500 for the
+            # complete): on an engine cluster, where only tasks created on the poll's
+            # own node wake it, that was 35 extensions per 800 tasks.
+            locked_at = max(sent, self._clock.monotonic() - _ANSWER_MARGIN)
+        # Only now: the reports take time, which must not count as the good tasks' lock age.
+        for item in undecodable:
+            self._fail_undecodable(item)
+        return tasks, locked_at
+
+    def _fail_undecodable(self, item: UndecodableTask) -> None:
+        """Report a task that did not decode as failed, counting its retries down as a handler's failure would.
+
+        The engine locked it with the others: unreported, it would sit locked and
+        unrun until its lock expired, then come back and fail to decode again, with
+        no incident to show why.
+        """
+        if item.id is None:
+            logger.warning(
+                "Skipping a task of a fetchAndLock answer without a readable id (%s); "
+                "the engine frees it when its lock expires",
+                item.error,
+            )
+            return
+        task = ExternalTask(item.id, topic_name=item.topic_name, retries=item.retries)
+        policy = self._settings.retry_policy
+        retries = builders.next_retries(task, policy.retries)
+        logger.warning(
+            "Task %s (topic %s) did not decode (%s); reporting a failure with %d retries left",
+            item.id,
+            item.topic_name,
+            item.error,
+            retries,
         )
-        if not self._async_response_timeout:
-            return tasks, sent
-        # A parked long poll locks its tasks when it answers, up to the long-poll
-        # time after it was sent. Counting the lock from the send would have the
-        # leaser extend at once the lock of every task that came late in a poll,
-        # racing its handler's complete (a 404, or an OptimisticLocking 500 for the
-        # complete): on an engine cluster, where only tasks created on the poll's
-        # own node wake it, that was 35 extensions per 800 tasks.
-        return tasks, max(sent, self._clock.monotonic() - _ANSWER_MARGIN)
+        try:
+            self._reporter.handle_failure(
+                task,
+                "camunda_ext could not decode the task: %s" % item.error,
+                retries=retries,
+                retry_timeout=policy.retry_timeout_for(task),
+            )
+        except CamundaError:
+            logger.warning(
+                "The engine refused the failure of task %s (topic %s); it is fetched again when its lock expires",
+                item.id,
+                item.topic_name,
+                exc_info=True,
+            )
 
     def reserve(self, most: Optional[int] = None) -> int:
         """Reserve free slots (up to ``most``) for a fetch, waiting until one is free; 0 if closed."""

@@ -26,6 +26,7 @@ import responses
 from responses import matchers
 
 from camunda_ext import Client
+from camunda_ext.client import UndecodableTasksError
 from camunda_ext.errors import (
     AuthenticationError,
     AuthorizationError,
@@ -301,6 +302,32 @@ def test_fetch_and_lock_returns_every_task(
     tasks = client.fetch_and_lock([FetchTopic(topic_name="loanGranter", lock_duration=1000)], max_tasks=5)
 
     assert [task.id for task in tasks] == [item["id"] for item in wire]
+
+
+@pytest.mark.parametrize("stored", ["{not json", "[" * 100_000 + "]" * 100_000])
+def test_a_task_that_does_not_decode_leaves_the_others_of_its_answer_to_run(
+    client: Client, engine: responses.RequestsMock, stored: str
+) -> None:
+    # The engine stores serialized values unchecked and locks the task all the same.
+    order = {"type": "Object", "value": stored, "valueInfo": {"serializationDataFormat": "application/json"}}
+    wire = [
+        {"id": "a", "topicName": "t"},
+        {"id": "b", "topicName": "t", "retries": 2, "variables": {"order": order}},
+        {"id": "c", "topicName": "t"},
+        {"topicName": "t", "retries": "?"},
+    ]
+    engine.post(BASE_URL + "/external-task/fetchAndLock", json=wire)
+
+    with pytest.raises(UndecodableTasksError) as caught:
+        client.fetch_and_lock([FetchTopic(topic_name="t", lock_duration=1000)], max_tasks=4)
+
+    assert isinstance(caught.value, DecodeError)  # what a caller that knows no better still catches
+    assert [task.id for task in caught.value.tasks] == ["a", "c"]
+    bad, no_id = caught.value.undecodable
+    assert (bad.id, bad.topic_name, bad.retries) == ("b", "t", 2)
+    assert str(bad.error).startswith("variable 'order': Object variable does not hold JSON")
+    assert (no_id.id, no_id.topic_name, no_id.retries) == (None, "t", None)
+    assert "task b: variable 'order'" in str(caught.value)
 
 
 # --------------------------------------------------------------------------- per-task calls
@@ -1341,11 +1368,16 @@ def test_no_requests_exception_escapes(client: Client, engine: responses.Request
     for fault in faults:
         engine.add(method, BASE_URL + path, body=fault)
 
-    for _ in faults:
+    for fault in faults:
         with pytest.raises(CamundaError) as caught:
             call(client)
         assert not isinstance(caught.value, requests.RequestException)
-        assert isinstance(caught.value.__cause__, requests.RequestException)
+        if isinstance(fault, requests.exceptions.InvalidHeader):
+            # Its text quotes the header value, which may be a secret: not chained.
+            assert isinstance(caught.value, ConfigurationError)
+            assert caught.value.__cause__ is None and caught.value.__suppress_context__
+        else:
+            assert isinstance(caught.value.__cause__, requests.RequestException)
 
 
 # --------------------------------------------------------------------------- sequences
@@ -1528,6 +1560,29 @@ def test_a_deeply_nested_answer_is_a_decode_error(client: Client, engine: respon
 
     with pytest.raises(DecodeError):
         client.version()
+
+
+def test_an_answer_nested_deeper_than_the_converter_can_follow_is_a_decode_error(
+    client: Client, engine: responses.RequestsMock
+) -> None:
+    # Shallow enough for the JSON parser, too deep for building the models.
+    depth = 350
+    body = '{"id": "n", "childActivityInstances": [' * depth + '{"id": "leaf"}' + "]}" * depth
+    engine.get(BASE_URL + "/process-instance/p1/activity-instances", body=body)
+
+    with pytest.raises(DecodeError, match="malformed ActivityInstance"):
+        client.get_activity_instance_tree("p1")
+
+
+def test_an_error_answer_nested_deeper_than_the_stack_is_still_an_engine_error(
+    client: Client, engine: responses.RequestsMock
+) -> None:
+    engine.post(TASK_URL + "/complete", status=500, body="[" * 100_000 + "]" * 100_000)
+
+    with pytest.raises(EngineError) as caught:
+        client.complete("task-1")
+
+    assert (caught.value.status_code, caught.value.type) == (500, None)
 
 
 def test_a_404_without_camundas_error_body_means_a_wrong_url_not_a_gone_task(

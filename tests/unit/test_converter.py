@@ -297,6 +297,15 @@ def test_an_activity_instance_tree_nests() -> None:
     assert tree.execution_ids == ["root-e"]
 
 
+def test_a_tree_nested_deeper_than_the_stack_raises_decode_error() -> None:
+    wire: Any = {"id": "leaf"}
+    for depth in range(5_000):
+        wire = {"id": "n%d" % depth, "childActivityInstances": [wire]}
+
+    with pytest.raises(DecodeError, match="malformed ActivityInstance"):
+        _converter.structure(wire, ActivityInstance)
+
+
 def test_a_historic_process_instance_maps_times_and_state() -> None:
     wire = {
         "id": "p1",

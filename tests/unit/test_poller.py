@@ -19,6 +19,7 @@ from camunda_ext._protocol.dispatch import Dispatcher
 from camunda_ext._protocol.flow_control import FlowController
 from camunda_ext._protocol.poller import Backlog, Poller
 from camunda_ext._protocol.reporter import Reporter
+from camunda_ext.errors import EngineError
 from camunda_ext.metrics import NullMetrics
 from camunda_ext.settings import WorkerSettings
 from tests.unit.worker_fixtures import (
@@ -262,6 +263,64 @@ def test_without_long_polling_no_async_response_timeout_is_sent(make_parts, engi
         ],
     )
     parts.poller.poll_once()
+
+
+# ---------------------------------------------------------------------- tasks that do not decode
+
+#: An Object variable whose stored text is not JSON: the engine stores serialized values unchecked.
+POISONED = {
+    "order": {
+        "type": "Object",
+        "value": "{not json",
+        "valueInfo": {
+            "objectTypeName": "java.util.LinkedHashMap",
+            "serializationDataFormat": "application/json",
+        },
+    }
+}
+
+
+def test_a_task_that_does_not_decode_fails_and_the_rest_of_its_batch_runs(parts, engine, caplog) -> None:
+    answer(
+        engine,
+        [task_json("a", "score"), task_json("b", "score", variables=POISONED), task_json("c", "notify")],
+    )
+
+    with caplog.at_level(logging.WARNING):
+        assert parts.poller.poll_once() == 0.0
+
+    assert parts.dispatched() == ["a", "c"]
+    [failure] = parts.reporter.handle_failure.call_args_list
+    task, message = failure.args
+    # A first failure: the worker's retry policy, so retries count down to an incident that names the cause.
+    assert (task.id, task.topic_name, failure.kwargs) == ("b", "score", {"retries": 3, "retry_timeout": 0})
+    assert "variable 'order': Object variable does not hold JSON" in message
+    assert parts.flow.in_use == 2  # the bad task's slot is free again
+    assert "Task b (topic score) did not decode" in caplog.text
+
+
+def test_a_task_that_does_not_decode_again_counts_its_retries_down(parts, engine) -> None:
+    answer(engine, [task_json("b", "score", retries=1, variables=POISONED)])
+    parts.poller.poll_once()
+    assert parts.reporter.handle_failure.call_args.kwargs["retries"] == 0  # an incident now
+
+
+def test_an_item_without_a_readable_id_is_skipped(parts, engine, caplog) -> None:
+    answer(engine, [task_json("a", "score"), {"topicName": "score", "variables": POISONED}])
+    with caplog.at_level(logging.WARNING):
+        parts.poller.poll_once()
+    assert parts.dispatched() == ["a"]
+    parts.reporter.handle_failure.assert_not_called()  # nothing to address: its lock expires
+    assert parts.flow.in_use == 1
+    assert "without a readable id" in caplog.text
+
+
+def test_a_refused_failure_of_a_task_that_does_not_decode_does_not_stop_the_round(parts, engine) -> None:
+    parts.reporter.handle_failure.side_effect = EngineError(500, "ProcessEngineException", "no")
+    answer(engine, [task_json("b", "score", variables=POISONED), task_json("c", "score")])
+    assert parts.poller.poll_once() == 0.0
+    assert parts.dispatched() == ["c"]
+    assert parts.flow.in_use == 1
 
 
 # ---------------------------------------------------------------------- errors

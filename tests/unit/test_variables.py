@@ -622,6 +622,25 @@ def test_a_null_variable_map_is_empty() -> None:
     assert decode_variables(None) == {}
 
 
+def test_json_text_nested_deeper_than_the_stack_raises_decode_error() -> None:
+    # The engine stores serialized values unchecked, so the text can be anything.
+    deep = "[" * 100_000 + "]" * 100_000
+
+    with pytest.raises(DecodeError, match="does not hold JSON"):
+        decode_value({"type": "Json", "value": deep})
+
+
+def test_a_variable_that_does_not_decode_is_named() -> None:
+    wire = {
+        "ok": {"type": "String", "value": "x"},
+        "order": {"type": "Object", "value": "{not json", "valueInfo": JSON_OBJECT_INFO},
+    }
+
+    # The name is what an operator needs to find the bad value from an incident's message.
+    with pytest.raises(DecodeError, match=r"^variable 'order': Object variable does not hold JSON: "):
+        decode_variables(wire)
+
+
 # --------------------------------------------------------------------------- properties
 
 json_scalars = (
