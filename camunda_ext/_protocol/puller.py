@@ -141,7 +141,13 @@ class Puller(RoundLoop):
         for message in messages:
             if message.malformed:
                 logger.error("Dropping a malformed Sequin event (%s)", message.malformed)
-            found = classify(message, topics)
+            try:
+                found = classify(message, topics)
+            except Exception:
+                # An event this worker cannot read must not cost the round its slots;
+                # the sweep still finds its task.
+                logger.exception("Dropping a Sequin event that cannot be read (ack_id %s)", message.ack_id)
+                found = None
             if found is None:
                 done.append(message.ack_id)
             elif not self._take(found.task_id):

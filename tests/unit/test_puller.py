@@ -965,6 +965,24 @@ def test_malformed_items_are_dropped_alone_and_logged(parts, api, caplog) -> Non
     assert parts.flow.free == 3
 
 
+def test_an_event_that_cannot_be_read_is_dropped_and_the_round_keeps_its_slots(parts, api, caplog) -> None:
+    expect_receive(api, [event(1), event(2, "delete")])
+    expect_ack(api, "ack", 1, 2)
+    real_classify = puller_module.classify
+
+    def choke_on_the_first(message: Any, topics: Any) -> Any:
+        if message.ack_id == ack_id(1):
+            raise TypeError("a value of a type nobody expected")
+        return real_classify(message, topics)
+
+    with mock.patch.object(puller_module, "classify", side_effect=choke_on_the_first):
+        assert parts.puller.pull_once() == 0.0
+
+    assert "cannot be read (ack_id %s)" % ack_id(1) in caplog.text
+    assert parts.flow.free == 3  # not one slot lost to the fault
+    parts.on_fatal.assert_not_called()
+
+
 def test_a_failed_ack_is_logged_and_the_round_goes_on(parts, api, caplog) -> None:
     expect_receive(api, [event(1, "delete")])
     api.add(responses.POST, PREFIX + "/ack", status=500, json={"summary": "internal"})
