@@ -214,11 +214,18 @@ class Dispatcher:
         with self._lock:
             future = None
             if not self._shut_down:
-                future = self._executor.submit(job)
-                self._pending[future] = task
-                self._metrics.in_flight(len(self._pending))
+                try:
+                    future = self._executor.submit(job)
+                except RuntimeError:
+                    # The interpreter is exiting: concurrent.futures takes no new work
+                    # (it joins its threads before atexit callbacks, worker.stop included).
+                    future = None
+                else:
+                    self._pending[future] = task
+                    self._metrics.in_flight(len(self._pending))
         if future is None:
-            # The worker stopped while this job was being prepared: never run it.
+            # The worker stopped (or the interpreter exits) while this job was being
+            # prepared: never run it.
             on_cancel()
             on_done()
             return

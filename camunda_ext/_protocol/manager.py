@@ -149,6 +149,10 @@ class Manager:
     def stop(self, timeout: Optional[float] = None) -> None:
         """Run the stop sequence (once); later calls wait for it to finish.
 
+        The sequence runs on its own thread (``camunda-ext-shutdown``), so that an
+        interrupt of the caller's wait (Ctrl-C) cannot cut it short: the handlers
+        still drain and what still runs is unlocked.
+
         Args:
             timeout: Seconds to wait for running handlers; None waits for all.
         """
@@ -159,31 +163,57 @@ class Manager:
             return
         with self._state_lock:
             closed, self._closed = self._closed, True
-        if closed or not self._started:
-            if self._started:
-                self._stopped.wait(timeout)
-            else:
-                self._stopped.set()
+        if not self._started:
+            self._stopped.set()
             return
-        deadline = None if timeout is None else self.clock.monotonic() + timeout
-        logger.info("Stopping the worker")
-        self.stop_event.set()
-        for flow in self._flows:
-            flow.close()
-        assert self.dispatcher is not None
-        self.dispatcher.shutdown(self._remaining(deadline))
-        self.leaser.stop(self._remaining(deadline))
-        # What is still leased still runs (or was being locked): hand it back.
-        for task_id, topic in self.leaser.leased().items():
-            self.reporter.unlock(
-                ExternalTask(task_id, topic_name=topic),
-                "its handler was still running when the worker stopped",
-            )
-        for source in self._sources:
-            source.join(0)
-        self.client.close()
-        logger.info("Worker stopped")
-        self._stopped.set()
+        if closed:
+            self._stopped.wait(timeout)
+            return
+        if name == _SHUTDOWN_THREAD:
+            self._stop_sequence(timeout)
+            return
+        threading.Thread(
+            target=self._stop_sequence, args=(timeout,), name=_SHUTDOWN_THREAD, daemon=True
+        ).start()
+        self._stopped.wait()
+
+    def _stop_sequence(self, timeout: Optional[float]) -> None:
+        try:
+            deadline = None if timeout is None else self.clock.monotonic() + timeout
+            logger.info("Stopping the worker")
+            self.stop_event.set()
+            for flow in self._flows:
+                flow.close()
+            assert self.dispatcher is not None
+            self.dispatcher.shutdown(self._remaining(deadline))
+            self.leaser.stop(self._remaining(deadline))
+            # What is still leased still runs (or was being locked): hand it back, if
+            # the lock is still ours. Forgotten first, so that a report its handler
+            # sends later is not retried on a lock given away, nor unlocked again.
+            for task_id, topic in self.leaser.leased().items():
+                held = self.leaser.holds(task_id)
+                self.leaser.remove(task_id)
+                if held:
+                    self.reporter.unlock(
+                        ExternalTask(task_id, topic_name=topic),
+                        "its handler was still running when the worker stopped",
+                    )
+                else:
+                    logger.info(
+                        "Task %s (topic %s) still runs, but its lock is no longer this worker's: "
+                        "not unlocked",
+                        task_id,
+                        topic,
+                    )
+            for source in self._sources:
+                source.join(0)
+            self.client.close()
+            logger.info("Worker stopped")
+        except Exception:
+            # Whatever broke, the worker counts as stopped: join() and later stop() calls must not hang.
+            logger.exception("The stop sequence failed")
+        finally:
+            self._stopped.set()
 
     def _remaining(self, deadline: Optional[float]) -> Optional[float]:
         return None if deadline is None else max(deadline - self.clock.monotonic(), 0.0)

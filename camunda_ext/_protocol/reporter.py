@@ -28,6 +28,8 @@ _TRANSIENT_STATUSES = frozenset({429, 502, 503, 504})
 
 #: The engine rolled back or nothing was answered: sending the same report again is safe.
 _ALWAYS_TRANSIENT = (OptimisticLockingError, CamundaConnectionError)
+#: Engine error code of a database deadlock: the transaction was rolled back.
+_DEADLOCK_CODE = 10000
 
 #: The task is not this worker's any more: a logged outcome, not an error.
 _LOST = (TaskNotFoundError, LockConflictError)
@@ -38,14 +40,17 @@ def is_transient(error: CamundaError) -> bool:
     if isinstance(error, _ALWAYS_TRANSIENT):
         return True
     return isinstance(error, EngineError) and (
-        error.status_code in _TRANSIENT_STATUSES or (error.status_code >= 500 and error.type is None)
+        error.status_code in _TRANSIENT_STATUSES
+        or (error.status_code >= 500 and error.type is None)
+        or error.code == _DEADLOCK_CODE
     )
 
 
 class Reporter:
     """Sends outcomes (complete, failure, BPMN error) for the worker.
 
-    Transient faults (optimistic locking, connection errors, gateway errors) are
+    Transient faults (optimistic locking, database deadlocks, connection errors,
+    gateway errors) are
     retried with jittered back-off while the worker still holds the lock; when
     the attempts run out the task is unlocked, so it is fetched again at once
     instead of waiting for its lock to expire. Once the lock is no longer held

@@ -583,6 +583,22 @@ def test_a_task_dispatched_after_shutdown_is_unlocked_not_run(dispatcher, engine
     metrics.unlocked.assert_called_once_with("topic")
 
 
+def test_a_task_dispatched_while_the_interpreter_exits_is_unlocked_not_run(
+    dispatcher, engine, leaser, metrics
+) -> None:
+    # concurrent.futures refuses new work once interpreter exit began, before atexit callbacks run.
+    engine.add(responses.POST, task_url("late", "unlock"), status=204)
+    handler = mock.Mock()
+    on_done = mock.Mock()
+    refusal = RuntimeError("cannot schedule new futures after interpreter shutdown")
+    with mock.patch.object(dispatcher._executor, "submit", side_effect=refusal):
+        dispatcher.dispatch(make_task("late"), subscription("topic", handler), on_done, LOCKED_AT)
+    handler.assert_not_called()
+    on_done.assert_called_once_with()  # the slot comes back
+    leaser.remove.assert_called_once_with("late")
+    metrics.unlocked.assert_called_once_with("topic")
+
+
 def test_describe_an_exception() -> None:
     try:
         raise ValueError("bad input")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from typing import Any, Iterator, Tuple
+from typing import Any, Iterator, List, Tuple
 from unittest import mock
 
 import pytest
@@ -68,6 +68,7 @@ def test_the_stop_sequence_runs_in_order(setup, clock) -> None:
 
     setup.dispatcher.shutdown.side_effect = drain_for_three_seconds
     setup.leaser.leased.return_value = {"stuck": "topic-a"}
+    setup.leaser.holds.return_value = True
     intake_closed_after_stop_event = []
     setup.flow.close.side_effect = lambda: intake_closed_after_stop_event.append(
         setup.manager.stop_event.is_set()
@@ -82,6 +83,8 @@ def test_the_stop_sequence_runs_in_order(setup, clock) -> None:
         mock.call.dispatcher.shutdown(mock.ANY),  # 2. drain, the leaser still running
         mock.call.leaser.stop(mock.ANY),  # 3. then the leaser stops
         mock.call.leaser.leased(),
+        mock.call.leaser.holds("stuck"),
+        mock.call.leaser.remove("stuck"),  # a report its handler sends later is neither retried nor unlocks
         mock.call.reporter.unlock(ExternalTask("stuck", topic_name="topic-a"), mock.ANY),  # still running
         mock.call.source.join(0),
         mock.call.client.close(),  # 4. the session last
@@ -93,6 +96,45 @@ def test_the_stop_sequence_runs_in_order(setup, clock) -> None:
     assert (drain_budget, leaser_budget) == (10.0, 7.0)
     assert not setup.manager.running
     assert setup.manager.join(0)
+
+
+def test_a_running_task_whose_lock_is_no_longer_held_is_forgotten_not_unlocked(setup) -> None:
+    # Its extendLock found it locked by another worker (or its lock ran out): an
+    # unlock now would free that worker's task.
+    setup.dispatcher.shutdown.return_value = ([], [make_task("taken")])
+    setup.leaser.leased.return_value = {"taken": "topic-a"}
+    setup.leaser.holds.return_value = False
+    setup.open()
+
+    setup.manager.stop(timeout=1.0)
+
+    setup.leaser.remove.assert_called_once_with("taken")
+    setup.reporter.unlock.assert_not_called()
+
+
+def test_the_stop_sequence_runs_on_its_own_thread(setup) -> None:
+    # So that an interrupt of the caller's wait (Ctrl-C) cannot cut the drain and the unlocks short.
+    drained_on: List[str] = []
+    setup.dispatcher.shutdown.side_effect = lambda timeout: (
+        drained_on.append(threading.current_thread().name) or ([], [])
+    )
+    setup.open()
+
+    setup.manager.stop(timeout=1.0)
+
+    assert drained_on == ["camunda-ext-shutdown"]
+    assert setup.manager.join(0)
+
+
+def test_a_stop_sequence_that_fails_still_leaves_the_worker_stopped(setup, caplog) -> None:
+    setup.leaser.stop.side_effect = RuntimeError("broken")
+    setup.open()
+
+    setup.manager.stop(timeout=1.0)
+
+    assert setup.manager.join(0)
+    setup.manager.stop(timeout=1.0)  # returns: the sequence is over
+    assert "The stop sequence failed" in caplog.text
 
 
 def test_without_timeout_the_drain_has_no_deadline(setup) -> None:

@@ -284,6 +284,7 @@ def test_extend_lock_tells_the_leaser(reporter, ordered_engine, leaser, clock) -
         (EngineError(502), True),
         (EngineError(429), True),
         (EngineError(500, None, "proxy page"), True),
+        (EngineError(500, "ProcessEngineException", "Deadlock detected", 10000), True),  # rolled back
         (EngineError(500, "ProcessEngineException", "bad"), False),
         (BadRequestError(400, "RestException", "bad"), False),
     ],
