@@ -25,7 +25,7 @@ import datetime as _dt
 import json
 import math
 import re
-from typing import Any, Dict, Mapping, Optional
+from typing import Any, Callable, Dict, List, Mapping, Optional, Set
 
 import attrs
 
@@ -68,6 +68,34 @@ _INT_RANGES = {
     "Long": (-(2**63), 2**63 - 1),
 }
 
+#: The engine's type names by their lower-case spelling: the engine reads "long" as "Long",
+#: so the checks of "Long" must apply to it too.
+_CANONICAL_TYPES = {
+    name.lower(): name
+    for name in (
+        "Boolean",
+        "Bytes",
+        "Date",
+        "Double",
+        "File",
+        "Integer",
+        "Json",
+        "Long",
+        "Null",
+        "Object",
+        "Short",
+        "String",
+        "Xml",
+    )
+}
+
+
+def _canonical_type(name: str) -> str:
+    """The canonical spelling of a known Camunda type name (``"long"`` -> ``"Long"``); others as given."""
+    if not isinstance(name, str):
+        raise VariableError("a Camunda type name must be a str, got %r" % (name,))
+    return _CANONICAL_TYPES.get(name.lower(), name)
+
 
 @attrs.frozen
 class TypedValue:
@@ -76,13 +104,14 @@ class TypedValue:
     Thread-safe (immutable).
 
     Attributes:
-        type: The Camunda type name as on the wire, e.g. ``"Long"`` or ``"Object"``.
+        type: The Camunda type name as on the wire, e.g. ``"Long"`` or ``"Object"``; known
+            names are spelled canonically whatever the case given (``"long"`` -> ``"Long"``).
         value: The Python value (``bytes`` for Bytes/File, ``datetime`` for Date,
             Python structures for Json and JSON Objects).
         value_info: The ``valueInfo`` map, e.g. ``objectTypeName``, ``filename``.
     """
 
-    type: str
+    type: str = attrs.field(converter=_canonical_type)
     value: Any
     value_info: Mapping[str, Any] = attrs.field(factory=dict)
 
@@ -93,43 +122,76 @@ class TypedValue:
 
 
 def String(value: str) -> TypedValue:  # noqa: N802 - reads like a type name at call sites
-    """A ``String`` variable."""
-    return TypedValue("String", value)
+    """A ``String`` variable.
+
+    Raises:
+        VariableError: The value is not a str.
+    """
+    return _checked("String", value)
 
 
 def Boolean(value: bool) -> TypedValue:  # noqa: N802
-    """A ``Boolean`` variable."""
-    return TypedValue("Boolean", value)
+    """A ``Boolean`` variable.
+
+    Raises:
+        VariableError: The value is not a bool.
+    """
+    return _checked("Boolean", value)
 
 
 def Short(value: int) -> TypedValue:  # noqa: N802
-    """A ``Short`` (16-bit) variable."""
-    return TypedValue("Short", value)
+    """A ``Short`` (16-bit) variable.
+
+    Raises:
+        VariableError: The value is not an int (bools are not) or is out of range.
+    """
+    return _checked("Short", value)
 
 
 def Integer(value: int) -> TypedValue:  # noqa: N802
-    """An ``Integer`` (32-bit) variable."""
-    return TypedValue("Integer", value)
+    """An ``Integer`` (32-bit) variable.
+
+    Raises:
+        VariableError: The value is not an int (bools are not) or is out of range.
+    """
+    return _checked("Integer", value)
 
 
 def Long(value: int) -> TypedValue:  # noqa: N802
-    """A ``Long`` (64-bit) variable."""
-    return TypedValue("Long", value)
+    """A ``Long`` (64-bit) variable.
+
+    Raises:
+        VariableError: The value is not an int (bools are not) or is out of range.
+    """
+    return _checked("Long", value)
 
 
 def Double(value: float) -> TypedValue:  # noqa: N802
-    """A ``Double`` variable."""
-    return TypedValue("Double", float(value))
+    """A ``Double`` variable; an int is held as the equal float.
+
+    Raises:
+        VariableError: The value is not an int or float (bools and strs are not), is NaN
+            or infinite, or is an int beyond the range of a double.
+    """
+    return _checked("Double", value)
 
 
 def Date(value: _dt.datetime) -> TypedValue:  # noqa: N802
-    """A ``Date`` variable from an aware datetime."""
-    return TypedValue("Date", value)
+    """A ``Date`` variable from an aware datetime.
+
+    Raises:
+        VariableError: The value is not a datetime, or is naive.
+    """
+    return _checked("Date", value)
 
 
 def Bytes(value: bytes) -> TypedValue:  # noqa: N802
-    """A ``Bytes`` variable."""
-    return TypedValue("Bytes", bytes(value))
+    """A ``Bytes`` variable from bytes, a bytearray or a memoryview (held as bytes).
+
+    Raises:
+        VariableError: The value is none of these (an int is not a length, a str has no encoding).
+    """
+    return _checked("Bytes", value)
 
 
 def Null() -> TypedValue:  # noqa: N802
@@ -138,13 +200,25 @@ def Null() -> TypedValue:  # noqa: N802
 
 
 def Json(value: Any) -> TypedValue:  # noqa: N802
-    """A Spin ``Json`` variable (usable with Spin's JSON API, not as a collection)."""
-    return TypedValue("Json", value)
+    """A Spin ``Json`` variable (usable with Spin's JSON API, not as a collection).
+
+    Args:
+        value: A Python structure (serialized as JSON) or an already serialized string.
+
+    Raises:
+        VariableError: The structure is not JSON: a value JSON cannot carry, or a dict key
+            that is not a str (JSON would turn ``1`` into ``"1"``).
+    """
+    return _checked("Json", value)
 
 
 def Xml(value: str) -> TypedValue:  # noqa: N802
-    """A Spin ``Xml`` variable from an XML document string."""
-    return TypedValue("Xml", value)
+    """A Spin ``Xml`` variable from an XML document string.
+
+    Raises:
+        VariableError: The value is not a str.
+    """
+    return _checked("Xml", value)
 
 
 def Object(  # noqa: N802
@@ -157,13 +231,17 @@ def Object(  # noqa: N802
     Args:
         value: A Python structure (serialized as JSON) or an already serialized string.
         object_type_name: The Java class, e.g. ``"java.util.ArrayList"``.
-        serialization_data_format: ``application/json`` unless told otherwise.
+        serialization_data_format: ``application/json`` unless told otherwise; in another
+            format the value is sent as given.
+
+    Raises:
+        VariableError: A JSON value that is not JSON, as for :func:`Json`.
     """
-    return TypedValue(
-        "Object",
-        value,
-        {"objectTypeName": object_type_name, "serializationDataFormat": serialization_data_format},
-    )
+    return _checked("Object", value, _object_info(object_type_name, serialization_data_format))
+
+
+def _object_info(object_type_name: str, serialization_data_format: str) -> Dict[str, Any]:
+    return {"objectTypeName": object_type_name, "serializationDataFormat": serialization_data_format}
 
 
 def File(  # noqa: N802
@@ -175,17 +253,38 @@ def File(  # noqa: N802
     """A ``File`` variable.
 
     Args:
-        content: The file's bytes.
+        content: The file's bytes (or a bytearray or memoryview, held as bytes).
         filename: The file name the engine stores (required by the engine).
         mime_type: Optional MIME type.
         encoding: Optional text encoding of the content.
+
+    Raises:
+        VariableError: The content is not bytes, a bytearray or a memoryview.
     """
     info: Dict[str, Any] = {"filename": filename}
     if mime_type is not None:
         info["mimeType"] = mime_type
     if encoding is not None:
         info["encoding"] = encoding
-    return TypedValue("File", bytes(content), info)
+    return _checked("File", content, info)
+
+
+def _checked(kind: str, value: Any, value_info: Optional[Mapping[str, Any]] = None) -> TypedValue:
+    """A TypedValue of a value given for a type, checked as encoding will check it.
+
+    The one gate of the helpers above and of ``type=``: the checks are the encoders'
+    (:data:`_ENCODERS`), so a value accepted here is one that encodes. ``None`` is refused:
+    :func:`Null` is the value-less variable.
+
+    Raises:
+        VariableError: The value does not fit the type.
+    """
+    typed = TypedValue(kind, value, value_info or {})
+    if value is None and typed.type != "Null":
+        raise VariableError("%s needs a value, got None (Null() is the variable without one)" % typed.type)
+    _wire_value(typed)
+    normalize = _NORMALIZERS.get(typed.type)
+    return typed if normalize is None else attrs.evolve(typed, value=normalize(value))
 
 
 # ---------------------------------------------------------------------------
@@ -280,10 +379,11 @@ def _infer(value: Any) -> TypedValue:
         return TypedValue("Date", value)
     if isinstance(value, (bytes, bytearray, memoryview)):
         return TypedValue("Bytes", bytes(value))
+    # Not Object(...): infer() and encode_value check the value once, after inference.
     if isinstance(value, (list, tuple)):
-        return Object(value, LIST_TYPE_NAME)
+        return TypedValue("Object", value, _object_info(LIST_TYPE_NAME, JSON_FORMAT))
     if isinstance(value, dict):
-        return Object(value, MAP_TYPE_NAME)
+        return TypedValue("Object", value, _object_info(MAP_TYPE_NAME, JSON_FORMAT))
     raise VariableError(
         "cannot send a %s as a Camunda variable; use a TypedValue to choose the type" % type(value).__name__
     )
@@ -302,6 +402,8 @@ def to_typed(value: Any, type: Optional[str] = None) -> TypedValue:
 
 def _typed(value: Any, type: Optional[str]) -> TypedValue:
     """The TypedValue of a value, not yet checked against its type (encoding checks it)."""
+    if type is not None:
+        type = _canonical_type(type)
     if isinstance(value, TypedValue) and type is not None and type != value.type:
         raise VariableError("a %s value cannot be sent as type %r" % (value.type, type))
     if type is None or isinstance(value, TypedValue):
@@ -314,7 +416,8 @@ def encode_value(value: Any, type: Optional[str] = None) -> Dict[str, Any]:
 
     Args:
         value: A plain Python value or a :class:`TypedValue`.
-        type: Optional Camunda type name; overrides inference for plain values.
+        type: Optional Camunda type name, in any case (``"long"`` is sent as ``"Long"``);
+            overrides inference for plain values.
 
     Returns:
         The ``{"type", "value", "valueInfo"?}`` dict.
@@ -350,7 +453,10 @@ def _explicit(value: Any, type_name: str) -> TypedValue:
         return inferred
     if type_name == "File":
         raise VariableError("a File needs a filename: use File(content, filename)")
-    return TypedValue(type_name, value)
+    if value is None:
+        # A typed null: the engine keeps a variable of that type without a value.
+        return TypedValue(type_name, None)
+    return _checked(type_name, value)
 
 
 def _wire_value(typed: TypedValue) -> Any:
@@ -376,10 +482,16 @@ def _encode_int(kind: str, value: Any) -> int:
 
 def _encode_double(kind: str, value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise VariableError("Double needs a number, got %r" % (value,))
-    if not math.isfinite(value):
+        raise VariableError("Double needs an int or float, got %r" % (value,))
+    try:
+        number = float(value)
+    except OverflowError:  # only an int can be beyond a double
+        raise VariableError(
+            "Double cannot carry an int of %d bits: beyond the range of a double" % int(value).bit_length()
+        ) from None
+    if not math.isfinite(number):
         raise VariableError("Double cannot carry %r (JSON has no NaN or infinity)" % (value,))
-    return float(value)
+    return number
 
 
 def _encode_string(kind: str, value: Any) -> str:
@@ -402,17 +514,49 @@ def _encode_date(kind: str, value: Any) -> str:
 
 def _encode_bytes(kind: str, value: Any) -> str:
     if not isinstance(value, (bytes, bytearray, memoryview)):
-        raise VariableError("%s needs bytes, got %r" % (kind, type(value).__name__))
+        raise VariableError(
+            "%s needs bytes, a bytearray or a memoryview, got %s" % (kind, type(value).__name__)
+        )
     return base64.b64encode(bytes(value)).decode("ascii")
 
 
 def _encode_json_text(kind: str, value: Any) -> str:
     if isinstance(value, str):
         return value
+    _check_json_keys(kind, value)
     try:
         return json.dumps(value, separators=(",", ":"), allow_nan=False)
     except (TypeError, ValueError) as exc:
         raise VariableError("%s value is not JSON-serializable: %s" % (kind, exc)) from None
+    except RecursionError:
+        raise VariableError("%s value is nested too deeply to serialize" % kind) from None
+
+
+def _check_json_keys(kind: str, value: Any) -> None:
+    """Refuse dict keys that are not str, at any depth.
+
+    json.dumps would turn ``1`` into ``"1"``, so the value read back would differ, and
+    ``{1: .., "1": ..}`` into an object with a duplicate key.
+    """
+    # Iterative, with each container visited once: no recursion limit, and a cycle ends
+    # the walk (json.dumps then reports it).
+    pending: List[Any] = [value]
+    seen: Set[int] = set()
+    while pending:
+        item = pending.pop()
+        if not isinstance(item, (dict, list, tuple)) or id(item) in seen:
+            continue
+        seen.add(id(item))
+        if isinstance(item, dict):
+            for key in item:
+                if not isinstance(key, str):
+                    raise VariableError(
+                        "%s value has a dict key that is not a str: %r (%s); JSON keys are strings, "
+                        "so it would be sent changed" % (kind, key, type(key).__name__)
+                    )
+            pending.extend(item.values())
+        else:
+            pending.extend(item)
 
 
 def _encode_null(kind: str, value: Any) -> None:
@@ -434,6 +578,9 @@ _ENCODERS = {
     "Object": _encode_json_text,
     "Null": _encode_null,
 }
+
+#: How a checked value of these types is held: as the float sent, as immutable bytes.
+_NORMALIZERS: Dict[str, Callable[[Any], Any]] = {"Double": float, "Bytes": bytes, "File": bytes}
 
 
 # ---------------------------------------------------------------------------
@@ -458,6 +605,7 @@ def decode_value(wire: Any) -> TypedValue:
     kind = wire.get("type")
     if not isinstance(kind, str):
         raise DecodeError("variable without a type: %r" % (wire,))
+    kind = _canonical_type(kind)
     info = wire.get("valueInfo") or {}
     if not isinstance(info, dict):
         raise DecodeError("valueInfo must be an object, got %r" % (info,))

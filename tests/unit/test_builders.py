@@ -137,7 +137,7 @@ def test_only_execute_performs_io(reporter: Any) -> None:
         ("twelve", "Long"),
         (2**15, "Short"),
         (b"x", "File"),
-        (Long("12"), None),
+        (TypedValue("Long", "12"), None),
     ],
     ids=[
         "set",

@@ -377,12 +377,239 @@ def test_a_typed_value_with_a_conflicting_type_argument_is_refused() -> None:
         encode_value(Long(1), type="String")
 
 
-@pytest.mark.parametrize("typed", [Long("12"), Short(2**15), Integer(1.5), Double(math.inf), String(3)])
+@pytest.mark.parametrize(
+    "typed",
+    [
+        TypedValue("Long", "12"),
+        TypedValue("Short", 2**15),
+        TypedValue("Integer", 1.5),
+        TypedValue("Double", math.inf),
+        TypedValue("String", 3),
+        TypedValue("long", "12"),
+        TypedValue("Bytes", 5),
+        TypedValue("Json", {1: "a"}),
+    ],
+)
 def test_a_typed_value_that_does_not_fit_its_type_is_refused(typed: TypedValue) -> None:
+    # Built directly, not with the helpers (which refuse such values at once): encoding checks too.
     with pytest.raises(VariableError):
         encode_value(typed)
     with pytest.raises(VariableError):
         to_typed(typed)
+
+
+#: A value each helper refuses, and the start of the message naming its type.
+MISFITS = [
+    ("String", 3),
+    ("String", None),
+    ("Boolean", 1),
+    ("Short", 2**15),
+    ("Integer", 1.5),
+    ("Long", "12"),
+    ("Long", True),
+    ("Double", "x"),
+    ("Double", "1.5"),
+    ("Double", None),
+    ("Double", True),
+    ("Double", 10**400),
+    ("Double", -(10**400)),
+    ("Double", math.nan),
+    ("Date", "2026-01-01"),
+    ("Date", dt.datetime(2026, 1, 1)),
+    ("Bytes", 5),
+    ("Bytes", "abc"),
+    ("Bytes", None),
+    ("Bytes", [1, 2]),
+    ("Json", {1: "a"}),
+    ("Json", {"a": object()}),
+    ("Xml", 1),
+]
+HELPERS = {
+    "String": String,
+    "Boolean": Boolean,
+    "Short": Short,
+    "Integer": Integer,
+    "Long": Long,
+    "Double": Double,
+    "Date": Date,
+    "Bytes": Bytes,
+    "Json": Json,
+    "Xml": Xml,
+}
+
+
+@pytest.mark.parametrize(("type_name", "value"), MISFITS)
+def test_a_helper_refuses_a_value_that_does_not_fit_with_a_variable_error(type_name: str, value: Any) -> None:
+    with pytest.raises(VariableError) as refused:
+        HELPERS[type_name](value)
+
+    assert type(refused.value) is VariableError
+    if not isinstance(value, dt.datetime):  # a naive datetime's message is format_date's
+        assert type_name in str(refused.value), str(refused.value)
+
+
+@pytest.mark.parametrize(
+    ("type_name", "value"),
+    # None with an explicit type is a typed null, which the helpers have no use for.
+    [(type_name, value) for type_name, value in MISFITS if value is not None],
+)
+def test_the_helpers_and_an_explicit_type_refuse_alike(type_name: str, value: Any) -> None:
+    with pytest.raises(VariableError) as by_helper:
+        HELPERS[type_name](value)
+    for spelling in (type_name, type_name.lower(), type_name.upper()):
+        with pytest.raises(VariableError) as by_name:
+            encode_value(value, type=spelling)
+        assert str(by_name.value) == str(by_helper.value)
+        with pytest.raises(VariableError):
+            to_typed(value, spelling)
+
+
+@pytest.mark.parametrize(
+    ("make", "problem"),
+    [
+        (lambda: File(3, "a.txt"), "File needs bytes"),
+        (lambda: File("hello", "a.txt"), "File needs bytes"),
+        (lambda: File(None, "a.txt"), "File needs a value"),
+        (lambda: Object({1: "a"}, "com.example.Loan"), "Object value has a dict key that is not a str"),
+        (lambda: Object([{"a": {"b": [1]}}, math.inf], "java.util.ArrayList"), "Object value is not JSON"),
+    ],
+)
+def test_file_and_object_refuse_what_they_cannot_send(make: Any, problem: str) -> None:
+    with pytest.raises(VariableError, match="^" + problem):
+        make()
+
+
+def test_bytes_take_a_bytearray_or_memoryview_and_hold_bytes() -> None:
+    for content in (b"ab", bytearray(b"ab"), memoryview(b"ab")):
+        assert Bytes(content) == TypedValue("Bytes", b"ab")
+        assert File(content, "a.bin").value == b"ab"
+        assert encode_value(content, type="Bytes") == {"type": "Bytes", "value": "YWI="}
+
+
+def test_a_double_holds_the_float_it_sends() -> None:
+    assert Double(7) == TypedValue("Double", 7.0)
+    assert type(Double(7).value) is float
+    assert type(to_typed(7, "Double").value) is float
+
+
+@pytest.mark.parametrize("value", [10**400, -(10**400), 2**1024])
+def test_an_int_beyond_a_double_is_refused_as_double(value: int) -> None:
+    with pytest.raises(VariableError, match="beyond the range of a double"):
+        encode_value(value, type="Double")
+    with pytest.raises(VariableError, match="beyond the range of a double"):
+        encode_value(TypedValue("Double", value))
+
+
+# --------------------------------------------------------------------------- type names
+
+
+@pytest.mark.parametrize(
+    ("value", "spelling", "canonical", "wire_value"),
+    [
+        (5, "long", "Long", 5),
+        (5, "LONG", "Long", 5),
+        (5, "short", "Short", 5),
+        (5, "double", "Double", 5.0),
+        ("x", "string", "String", "x"),
+        (True, "boolean", "Boolean", True),
+        (b"ab", "bytes", "Bytes", "YWI="),
+        ({"a": 1}, "json", "Json", '{"a":1}'),
+        ("<a/>", "xml", "Xml", "<a/>"),
+        (None, "null", "Null", None),
+        (dt.datetime(2026, 1, 1, tzinfo=UTC), "date", "Date", "2026-01-01T00:00:00.000+0000"),
+    ],
+)
+def test_a_type_name_in_any_case_is_sent_canonically(
+    value: Any, spelling: str, canonical: str, wire_value: Any
+) -> None:
+    assert encode_value(value, type=spelling) == {"type": canonical, "value": wire_value}
+    assert to_typed(value, spelling).type == canonical
+    assert encode_value(TypedValue(spelling, value)) == {"type": canonical, "value": wire_value}
+
+
+@pytest.mark.parametrize(
+    ("value", "spelling"),
+    [
+        ("12", "long"),
+        (2**63, "long"),
+        (2**15, "short"),
+        (True, "integer"),
+        ("x", "double"),
+        ("text", "bytes"),
+    ],
+)
+def test_a_lower_case_type_name_is_checked(value: Any, spelling: str) -> None:
+    with pytest.raises(VariableError):
+        encode_value(value, type=spelling)
+    with pytest.raises(VariableError):
+        to_typed(value, spelling)
+
+
+def test_a_naive_datetime_is_refused_whatever_the_case_of_date() -> None:
+    with pytest.raises(VariableError, match="naive datetime"):
+        encode_value(dt.datetime(2026, 1, 1), type="date")
+
+
+def test_lower_case_object_and_file_names_get_their_rules() -> None:
+    assert encode_value([1], type="object")["valueInfo"]["objectTypeName"] == "java.util.ArrayList"
+    with pytest.raises(VariableError, match="needs a filename"):
+        encode_value(b"x", type="file")
+
+
+def test_a_typed_value_matches_a_type_name_in_any_case() -> None:
+    assert encode_value(Long(1), type="long") == {"type": "Long", "value": 1}
+    with pytest.raises(VariableError):
+        encode_value(Long(1), type="string")
+
+
+def test_a_type_name_must_be_a_str() -> None:
+    with pytest.raises(VariableError, match="type name must be a str"):
+        encode_value(1, type=5)  # type: ignore[arg-type]
+
+
+# --------------------------------------------------------------------------- JSON object keys
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        {1: "a"},
+        {1: "a", "1": "b"},
+        {None: 1},
+        {True: 1},
+        {1.5: 1},
+        {"outer": [{"inner": {2: "x"}}]},
+        [{"a": 1}, ({3: 4},)],
+    ],
+    ids=["int", "int-and-its-str", "None", "bool", "float", "nested-dict", "in-a-tuple"],
+)
+def test_json_structures_with_non_str_keys_are_refused(value: Any) -> None:
+    problem = "value has a dict key that is not a str"
+    with pytest.raises(VariableError, match="^Object " + problem):
+        encode_value(value)
+    with pytest.raises(VariableError, match="^Object " + problem):
+        encode_variables({"v": value})
+    with pytest.raises(VariableError, match="^Json " + problem):
+        encode_value(value, type="Json")
+    with pytest.raises(VariableError, match="^Json " + problem):
+        Json(value)
+
+
+def test_a_structure_that_contains_itself_is_refused() -> None:
+    loop: Any = {"a": []}
+    loop["a"].append(loop)
+
+    with pytest.raises(VariableError, match="not JSON-serializable"):
+        encode_value(loop)
+
+
+def test_a_structure_nested_deeper_than_the_stack_is_refused() -> None:
+    deep: Any = []
+    for _ in range(100_000):
+        deep = [deep]
+
+    with pytest.raises(VariableError, match="nested too deeply"):
+        encode_value(deep)
 
 
 # --------------------------------------------------------------------------- files
@@ -747,3 +974,12 @@ def test_decoding_garbage_variable_maps_raises_only_decode_error(wire: Any) -> N
         decode_variables(wire)
     except DecodeError:
         pass
+
+
+@pytest.mark.parametrize("type_name", ["Long", "String", "date"])
+def test_none_with_an_explicit_type_is_a_typed_null(type_name: str) -> None:
+    # The engine keeps a variable of that type without a value.
+    encoded = encode_value(None, type=type_name)
+
+    assert encoded["value"] is None
+    assert encoded["type"] == type_name[0].upper() + type_name[1:]
