@@ -341,17 +341,25 @@ class Client:
         _put_variables(body, variables, None)
         self._task_call("/external-task/%s/bpmnError" % _segment(task_id), body)
 
-    def extend_lock(self, task_id: str, new_duration: int) -> None:
+    def extend_lock(self, task_id: str, new_duration: int, *, read_timeout: Optional[float] = None) -> None:
         """Set the lock to expire ``new_duration`` milliseconds from now.
+
+        Args:
+            task_id: The task.
+            new_duration: Milliseconds from now.
+            read_timeout: Seconds to wait for the answer, instead of the client's read timeout.
 
         Raises:
             LockExpiredError: The lock already expired.
             LockConflictError: Another worker holds the lock.
             TaskNotFoundError: The task no longer exists.
         """
-        self._task_call(
+        self._call(
+            "POST",
             "/external-task/%s/extendLock" % _segment(task_id),
-            {"workerId": self.worker_id, "newDuration": new_duration},
+            body={"workerId": self.worker_id, "newDuration": new_duration},
+            not_found=TaskNotFoundError,
+            read_timeout=read_timeout,
         )
 
     def unlock(self, task_id: str) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Dict, Optional
+from typing import Dict, List, Optional, Tuple
 
 import attrs
 
@@ -19,6 +19,8 @@ logger = logging.getLogger(__name__)
 _MAX_TICK = 5.0
 #: Shortest sleep in seconds, so a failing extension does not spin.
 _MIN_TICK = 0.05
+#: Shortest wait in seconds for the answer to an extendLock, however little of the lock is left.
+_MIN_ANSWER_WAIT = 1.0
 
 
 @attrs.frozen
@@ -137,8 +139,8 @@ class Leaser:
     def maybe_extend(self) -> float:
         """Extend every lock that is due; return seconds until the next one is due."""
         now = self._clock.monotonic()
-        due = []
-        next_due = _MAX_TICK
+        due: List[Tuple[float, str]] = []
+        next_due_at = float("inf")
         with self._leases_lock:
             for task_id, lease in self._leases.items():
                 if not lease.extending:
@@ -154,39 +156,52 @@ class Leaser:
                     )
                     self._leases[task_id] = attrs.evolve(lease, extending=False)
                     continue
-                until_due = lease.expires_at - lease.lock_duration / 2 - now
-                if until_due <= 0:
-                    due.append((task_id, lease))
+                due_at = lease.expires_at - lease.lock_duration / 2
+                if due_at <= now:
+                    due.append((lease.expires_at, task_id))
                 else:
-                    next_due = min(next_due, until_due)
-        for task_id, lease in due:
-            if self._extend_one(task_id, lease):
-                next_due = min(next_due, lease.lock_duration / 2)
+                    next_due_at = min(next_due_at, due_at)
+        # Tasks from one fetch fall due together, and each extendLock blocks until the
+        # engine answers, so a round can outlast a lock: the soonest to expire go first.
+        for _, task_id in sorted(due):
+            with self._leases_lock:
+                # Read again: during the earlier requests its handler may have ended or
+                # renewed the lock itself.
+                current = self._leases.get(task_id)
+            if current is None or not current.extending:
+                continue
+            now = self._clock.monotonic()
+            if now >= current.expires_at:
+                # The engine would refuse it (LockExpiredError) and the task may already be
+                # fetched by another worker: treat it as lost, as that answer would be.
+                self._give_up(
+                    task_id, current, "its lock expired %.1f s before its turn" % (now - current.expires_at)
+                )
+                continue
+            if self._extend_one(task_id, current):
+                next_due_at = min(next_due_at, self._clock.monotonic() + current.lock_duration / 2)
             else:
                 # Try again well before the lock expires, not half a duration later, but
                 # without hammering an engine that is down.
-                remaining = lease.expires_at - self._clock.monotonic()
-                next_due = min(next_due, max(remaining / 4, lease.lock_duration / 20))
-        return max(next_due, _MIN_TICK)
+                now = self._clock.monotonic()
+                remaining = current.expires_at - now
+                next_due_at = min(next_due_at, now + max(remaining / 4, current.lock_duration / 20))
+        # Counted from the end of the round, which may have taken long: a lease that fell
+        # due meanwhile is taken up at once, not a whole delay later.
+        return min(max(next_due_at - self._clock.monotonic(), _MIN_TICK), _MAX_TICK)
 
     def _extend_one(self, task_id: str, lease: Lease) -> bool:
         """Extend one lock; True if extended or given up for good, False to retry soon."""
         requested_at = self._clock.monotonic()
         # round(), not int(): lock_duration is a float of seconds (1.001 * 1000 == 1000.999...).
         duration_ms = round(lease.lock_duration * 1000)
+        # An answer after the lock expired is of no use, and a request that hangs must
+        # leave time for the locks after it in this round: wait half of what is left.
+        answer_within = max((lease.expires_at - requested_at) / 2, _MIN_ANSWER_WAIT)
         try:
-            self._client.extend_lock(task_id, duration_ms)
+            self._client.extend_lock(task_id, duration_ms, read_timeout=answer_within)
         except (TaskNotFoundError, LockConflictError) as exc:
-            logger.warning(
-                "Task %s (topic %s) could not be extended and is no longer this worker's (%s); "
-                "its handler's outcome will not be accepted",
-                task_id,
-                lease.topic,
-                exc,
-            )
-            with self._leases_lock:
-                if task_id in self._leases:
-                    self._leases[task_id] = attrs.evolve(lease, extending=False, expires_at=requested_at)
+            self._give_up(task_id, lease, str(exc), expires_at=requested_at)
             return True
         except CamundaError:
             logger.warning(
@@ -199,6 +214,21 @@ class Leaser:
         self._metrics.lock_extended(lease.topic)
         self.renewed(task_id, duration_ms, requested_at)
         return True
+
+    def _give_up(self, task_id: str, lease: Lease, reason: str, expires_at: Optional[float] = None) -> None:
+        """Stop extending a lock that is no longer this worker's, from ``expires_at`` on if given."""
+        logger.warning(
+            "Task %s (topic %s) could not be extended and is no longer this worker's (%s); "
+            "its handler's outcome will not be accepted",
+            task_id,
+            lease.topic,
+            reason,
+        )
+        with self._leases_lock:
+            if task_id in self._leases:
+                self._leases[task_id] = attrs.evolve(
+                    lease, extending=False, expires_at=lease.expires_at if expires_at is None else expires_at
+                )
 
     # ------------------------------------------------------------------ lifecycle
 

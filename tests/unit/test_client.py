@@ -242,6 +242,16 @@ def test_a_long_poll_reads_for_the_poll_time_plus_a_margin(
     assert read == 30.0 + 20.0 + 5.0
 
 
+def test_extend_lock_can_wait_less_than_the_read_timeout(
+    client: Client, engine: responses.RequestsMock
+) -> None:
+    engine.post(TASK_URL + "/extendLock", status=204)
+
+    client.extend_lock("task-1", 30_000, read_timeout=7.0)
+
+    assert engine.calls[0].request.req_kwargs["timeout"] == (5.0, 7.0)
+
+
 def test_a_long_poll_adds_to_the_configured_read_timeout(engine: responses.RequestsMock) -> None:
     engine.post(BASE_URL + "/external-task/fetchAndLock", json=[])
     client = Client(BASE_URL, WORKER_ID, timeout=(2, 10), trust_env=False)

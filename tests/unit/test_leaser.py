@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import logging
+import re
 import threading
-from typing import Iterator
+from typing import Dict, Iterator, List, Tuple
 from unittest import mock
 
 import pytest
@@ -59,6 +60,20 @@ def test_nothing_is_extended_before_half_the_lock_duration(leaser, clock, engine
     clock.advance(14.9)
     assert leaser.maybe_extend() == pytest.approx(0.1)
     assert len(engine.calls) == 0
+
+
+def test_an_extension_waits_for_its_answer_at_most_half_of_what_the_lock_has_left(
+    leaser, rest_client, clock, engine
+) -> None:
+    # A hung request must neither outlast the lock nor starve the locks after it in the round.
+    leaser.add("task-1", "topic", LOCK_MS, clock.now)
+    clock.advance(16.0)  # 14 s left
+    expect_extend(engine)
+
+    with mock.patch.object(rest_client, "extend_lock", wraps=rest_client.extend_lock) as extend:
+        leaser.maybe_extend()
+
+    extend.assert_called_once_with("task-1", LOCK_MS, read_timeout=pytest.approx(7.0))
 
 
 def test_a_lock_is_extended_by_its_full_duration_once_half_has_passed(
@@ -246,3 +261,76 @@ def test_without_extension_there_is_no_thread_but_tracking_goes_on(
     leaser.add("task-1", "topic", LOCK_MS, clock.now)
     assert leaser.holds("task-1")
     leaser.stop(5.0)
+
+
+def engine_taking(
+    mock_engine: responses.RequestsMock, clock: FakeClock, seconds: float, leaser: Leaser
+) -> List[Tuple[str, bool]]:
+    """Answer every extendLock ``seconds`` later on the fake clock.
+
+    Returns:
+        One ``(task id, lock still running when the request arrived)`` per request, in order.
+    """
+    received: List[Tuple[str, bool]] = []
+
+    def answer(request: requests.PreparedRequest) -> Tuple[int, Dict[str, str], str]:
+        task_id = str(request.url).split("/")[-2]
+        received.append((task_id, leaser.holds(task_id)))
+        clock.advance(seconds)
+        return (204, {}, "")
+
+    mock_engine.add_callback(responses.POST, re.compile(r".*/extendLock$"), callback=answer)
+    return received
+
+
+def test_a_slow_round_extends_the_soonest_expiring_locks_first(leaser, clock, engine, metrics) -> None:
+    # Due now, with 14, 5, 9, 1 and 13 s of lock left; tracked in another order.
+    for task_id, left in [("a", 14.0), ("b", 5.0), ("c", 9.0), ("d", 1.0), ("e", 13.0)]:
+        leaser.add(task_id, "topic", LOCK_MS, clock.now - 30.0 + left)
+    received = engine_taking(engine, clock, 2.0, leaser)
+    leaser.maybe_extend()
+    # Taken in the tracked order, "d" (1 s left) would have been sent 6 s into the round.
+    assert received == [("d", True), ("b", True), ("c", True), ("e", True), ("a", True)]
+    assert metrics.lock_extended.call_count == 5
+    assert all(leaser.holds(task_id) for task_id in "abcde")
+
+
+def test_a_lock_that_expired_before_its_turn_is_given_up_not_sent(
+    leaser, clock, engine, metrics, caplog
+) -> None:
+    # Ten tasks of one fetch fall due together with 15 s left; each request takes 2 s.
+    task_ids = ["task-%d" % i for i in range(10)]
+    for task_id in task_ids:
+        leaser.add(task_id, "topic", LOCK_MS, clock.now - 15.0)
+    received = engine_taking(engine, clock, 2.0, leaser)
+    with caplog.at_level(logging.WARNING, logger="camunda_ext._protocol.leaser"):
+        leaser.maybe_extend()
+    # Asked at 0, 2, ..., 14 s: all in time. At 16 s the last two had expired.
+    assert received == [(task_id, True) for task_id in task_ids[:8]]
+    assert metrics.lock_extended.call_count == 8
+    assert [leaser.holds(task_id) for task_id in task_ids] == [True] * 8 + [False] * 2
+    lost = [r.getMessage() for r in caplog.records if "no longer this worker's" in r.getMessage()]
+    assert len(lost) == 2 and "task-8" in lost[0] and "task-9" in lost[1]
+    # Given up for good: the next round does not send them either.
+    leaser.maybe_extend()
+    assert not {"task-8", "task-9"} & {task_id for task_id, _ in received}
+
+
+def test_a_lease_removed_during_the_round_is_not_extended(leaser, clock, engine) -> None:
+    leaser.add("first", "topic", LOCK_MS, clock.now - 20.0)
+    leaser.add("second", "topic", LOCK_MS, clock.now - 15.0)
+
+    def answer(request: requests.PreparedRequest) -> Tuple[int, Dict[str, str], str]:
+        leaser.remove("second")  # its handler ends while the first lock is being extended
+        return (204, {}, "")
+
+    engine.add_callback(responses.POST, task_url("first", "extendLock"), callback=answer)
+    leaser.maybe_extend()
+    assert len(engine.calls) == 1
+
+
+def test_the_next_round_is_timed_from_the_end_of_a_long_round(leaser, clock, engine) -> None:
+    leaser.add("now", "topic", LOCK_MS, clock.now - 15.0)
+    leaser.add("soon", "topic", LOCK_MS, clock.now - 14.0)  # due 1 s into the round
+    engine_taking(engine, clock, 2.0, leaser)
+    assert leaser.maybe_extend() == 0.05  # overdue when the round ends: at once
