@@ -13,6 +13,8 @@ from camunda_ext.sequin import SequinMessage
 TASK_TABLE = "act_ru_ext_task"
 #: ``suspension_state_`` of an active task.
 _ACTIVE = 1
+#: Tolerated skew between the engine's clock and the database's.
+_CLOCK_SKEW = _dt.timedelta(seconds=1)
 #: Columns whose change can make a task available again.
 _AVAILABILITY_COLUMNS = frozenset({"worker_id_", "lock_exp_time_", "retries_", "suspension_state_"})
 
@@ -64,8 +66,10 @@ def _available(record: Mapping[str, Any], metadata: Mapping[str, Any]) -> bool:
         return True
     committed = _naive_utc(metadata.get("commit_timestamp"))
     # A lock that had expired when the change committed (a failure without a
-    # retry timeout) leaves the task available; a running lock does not.
-    return committed is not None and lock <= committed
+    # retry timeout) leaves the task available; a running lock does not. The engine
+    # writes the expiry by its own clock, the database stamps the commit by its
+    # own: a small skew between them must not turn such a failure into no work.
+    return committed is not None and lock <= committed + _CLOCK_SKEW
 
 
 def _naive_utc(text: Any) -> Optional[_dt.datetime]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import logging
 import threading
-from typing import Callable, List, Mapping, Optional, Tuple
+from typing import Callable, List, Mapping, Optional, Set, Tuple
 
 from camunda_ext._protocol.backoff import Backoff
 from camunda_ext._protocol.clock import Jitter
@@ -104,6 +104,10 @@ class Puller(RoundLoop):
         self._max_batch_size = max_batch_size
         self._sleep = sleep
         self._backlog = backlog
+        # Guards _held: the ack ids of the events whose lock-mode jobs are under way. One
+        # that Sequin delivers again (its visibility timeout ran out) is theirs to settle.
+        self._held_lock = threading.Lock()
+        self._held: Set[str] = set()
         super().__init__(
             "camunda-ext-sequin", stop_event, Backoff(settings.backoff_base, settings.backoff_cap), jitter
         )
@@ -138,7 +142,12 @@ class Puller(RoundLoop):
         topics = self._subscriptions.keys()
         work: List[Tuple[SequinMessage, Work]] = []
         done: List[str] = []
+        with self._held_lock:
+            held = set(self._held)
         for message in messages:
+            if message.ack_id in held:
+                # Delivered again while its job runs: that job acks or nacks it.
+                continue
             if message.malformed:
                 logger.error("Dropping a malformed Sequin event (%s)", message.malformed)
             try:
@@ -195,6 +204,8 @@ class Puller(RoundLoop):
 
     def _run_locked(self, work: List[Tuple[SequinMessage, Work]], reserved: int) -> None:
         # Each event holds the claim of its task (taken in pull_once) until its job ends.
+        with self._held_lock:
+            self._held.update(message.ack_id for message, _ in work)
         for message, found in work:
             self._dispatcher.submit(
                 functools.partial(self._lock_and_run, message, found),
@@ -238,53 +249,66 @@ class Puller(RoundLoop):
     # ------------------------------------------------------------------ lock mode, on a handler thread
 
     def _lock_and_run(self, message: SequinMessage, work: Work) -> None:
-        subscription = self._subscriptions[work.topic]
-        ran = False
         try:
-            try:
-                task = self._loader.lock_and_load(work.task_id, subscription.fetch)
-            except TaskNotFoundError:
-                logger.debug("Task %s (topic %s) is gone; acking its event", work.task_id, work.topic)
-                self._ack([message.ack_id])
-                return
-            except _HELD_ELSEWHERE as error:
-                logger.debug(
-                    "Task %s (topic %s) is held elsewhere (%s); its event comes back later",
-                    work.task_id,
-                    work.topic,
-                    type(error).__name__,
-                )
-                return
-            except _FATAL_ENGINE_ERRORS as error:
-                self._failed.set()
-                self._on_fatal(error)
-                return
-            except CamundaError as error:
-                if is_transient(error):
-                    self._release_after_fault(message, work, error)
-                else:
-                    # Sending it again would fail the same way; the sweep still finds the task.
-                    logger.error(
-                        "The engine refused task %s (topic %s) for good (%s); dropping its event",
-                        work.task_id,
-                        work.topic,
-                        error,
-                    )
-                    self._ack([message.ack_id])
-                return
-            if task is None:
-                logger.debug(
-                    "Task %s (topic %s) is not available or outside the topic's filters",
-                    work.task_id,
-                    work.topic,
-                )
-            else:
-                ran = True
-                self._dispatcher.run(task, subscription)
-            self._ack([message.ack_id])
-        finally:
-            # A copy the sweep or a wake fetch locked meanwhile runs now if this did not.
+            ran, settle = self._take_and_run(message, work)
+            # The claim goes before the event is settled: a copy the sweep or a wake
+            # fetch locked meanwhile runs now if this did not, and a copy fetched once
+            # the task was free again (a failure with retries left) is not held back
+            # by a slow call to Sequin.
             self._dispatcher.unclaim(work.task_id, ran=ran)
+            if settle is not None:
+                settle()
+        finally:
+            with self._held_lock:
+                self._held.discard(message.ack_id)
+
+    def _take_and_run(self, message: SequinMessage, work: Work) -> Tuple[bool, Optional[Callable[[], None]]]:
+        """Lock, load and run an event's task; return whether it ran and how to settle its event.
+
+        On an unexpected fault the claim is released before the fault goes on.
+        """
+        subscription = self._subscriptions[work.topic]
+        ack = functools.partial(self._ack, [message.ack_id])
+        try:
+            task = self._loader.lock_and_load(work.task_id, subscription.fetch)
+        except TaskNotFoundError:
+            logger.debug("Task %s (topic %s) is gone; acking its event", work.task_id, work.topic)
+            return False, ack
+        except _HELD_ELSEWHERE as error:
+            logger.debug(
+                "Task %s (topic %s) is held elsewhere (%s); its event comes back later",
+                work.task_id,
+                work.topic,
+                type(error).__name__,
+            )
+            return False, None
+        except _FATAL_ENGINE_ERRORS as error:
+            self._failed.set()
+            # Another worker, configured right, takes the event at once.
+            self._nack([message.ack_id])
+            self._on_fatal(error)
+            return False, None
+        except CamundaError as error:
+            if is_transient(error):
+                return False, functools.partial(self._release_after_fault, message, work, error)
+            # Sending it again would fail the same way; the sweep still finds the task.
+            logger.error(
+                "The engine refused task %s (topic %s) for good (%s); dropping its event",
+                work.task_id,
+                work.topic,
+                error,
+            )
+            return False, ack
+        except BaseException:
+            self._dispatcher.unclaim(work.task_id, ran=False)
+            raise
+        if task is None:
+            logger.debug(
+                "Task %s (topic %s) is not available or outside the topic's filters", work.task_id, work.topic
+            )
+            return False, ack
+        self._dispatcher.run(task, subscription)  # never raises: the outcome is reported
+        return True, ack
 
     def _release_after_fault(self, message: SequinMessage, work: Work, error: CamundaError) -> None:
         """Nack the event after a pause, so the task is tried again soon."""
@@ -299,6 +323,8 @@ class Puller(RoundLoop):
 
     def _not_run(self, message: SequinMessage, work: Work) -> None:
         """The worker stopped before the job started: let another worker have the event now."""
+        with self._held_lock:
+            self._held.discard(message.ack_id)
         self._dispatcher.unclaim(work.task_id, ran=False)
         self._nack([message.ack_id])
 

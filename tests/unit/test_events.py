@@ -107,3 +107,13 @@ def test_a_table_name_that_is_not_text_is_read_as_missing() -> None:
     message.metadata["table_name"] = 42
     assert message.table == ("public", None)
     assert classify(message, TOPICS) == Work("task-1", "charge")
+
+
+def test_a_failure_stamped_by_an_engine_clock_slightly_ahead_of_the_database_is_work() -> None:
+    # The engine wrote "now" as the lock's expiry 200 ms past the database's commit time.
+    changes = {"retries_": None, "lock_exp_time_": "2026-12-04T10:05:00.000000", "error_msg_": None}
+    skewed = event(
+        "update", changes=changes, retries_=2, worker_id_="w", lock_exp_time_="2026-12-04T10:00:00.700000"
+    )
+
+    assert classify(skewed, TOPICS) == Work("task-1", "charge")

@@ -561,6 +561,7 @@ def test_a_transient_lock_fault_nacks_the_event_after_a_pause(parts, api, answer
 def test_a_lock_refused_for_want_of_rights_stops_the_worker(parts, api, status, error) -> None:
     expect_receive(api, [event(1)])
     expect_lock(api, **engine_error(status, "AuthorizationException" if status == 403 else None, "no"))
+    expect_ack(api, "nack", 1)
 
     parts.puller.pull_once()
     parts.flow.wait_idle()
@@ -568,11 +569,12 @@ def test_a_lock_refused_for_want_of_rights_stops_the_worker(parts, api, status, 
     [[raised]] = [c.args for c in parts.on_fatal.call_args_list]
     assert isinstance(raised, error)
     assert parts.handlers.tasks == []
-    # No ack, no nack.
+    # Nacked, so that a worker configured right takes the event at once.
     assert paths(api) == [
         "POST sequin:/receive",
         "GET /external-task/task-1",
         "POST /external-task/task-1/lock",
+        "POST sequin:/nack",
     ]
     parts.puller.start()
     assert parts.puller.join(WAIT)  # the loop ends without receiving again
@@ -609,19 +611,68 @@ def test_an_event_delivered_again_while_its_task_runs_here_is_not_run_twice(part
     expect_load(api)
     expect_complete(api)
     expect_receive(api, [event(1)], batch=2)  # the visibility timeout ran out: the same event again
-    expect_ack(api, "ack", 1)  # at once for the redelivery, and by the run when it ends
+    expect_ack(api, "ack", 1)  # by the run when it ends, not for the redelivery
 
     parts.puller.pull_once()
     wait(parts.handlers.started["task-1"], "the handler to start")
     parts.puller.pull_once()
     assert parts.flow.free == 2  # the redelivery took no slot
+    assert paths(api).count("POST sequin:/ack") == 0  # its job settles it
     parts.handlers.release["task-1"].set()
     parts.flow.wait_idle()
 
     assert parts.handlers.ids == ["task-1"]
     assert paths(api).count("POST /external-task/task-1/lock") == 1
-    assert paths(api).count("POST sequin:/ack") == 2
+    assert paths(api).count("POST sequin:/ack") == 1
     assert paths(api)[-1] == "POST sequin:/ack"
+
+
+def test_a_job_lets_go_of_its_task_before_it_acks_the_event(parts, api) -> None:
+    # A failure with retries left frees the task at once: a sweep fetch during a
+    # slow ack must be able to run it, not find it still claimed.
+    claimed_during_ack: List[bool] = []
+
+    def ack(request: Any) -> Any:
+        claimed_during_ack.append(parts.dispatcher.claimed("task-1"))
+        return (200, {}, '{"success": true}')
+
+    expect_receive(api, [event(1)], batch=3)
+    expect_lock(api)
+    expect_load(api)
+    expect_complete(api)
+    api.add_callback(responses.POST, PREFIX + "/ack", callback=ack)
+
+    parts.puller.pull_once()
+    parts.flow.wait_idle()
+
+    assert parts.handlers.ids == ["task-1"]
+    assert claimed_during_ack == [False]
+
+
+def test_a_redelivered_event_is_left_to_its_job_which_nacks_it_after_a_fault(parts, api) -> None:
+    # The job's engine call hangs past Sequin's visibility timeout; acking the
+    # redelivery would lose the event that the job then wants to release.
+    in_lock, release_lock = threading.Event(), threading.Event()
+
+    def slow_fault(request: Any) -> Any:
+        in_lock.set()
+        assert release_lock.wait(WAIT)
+        return (503, {}, "")
+
+    expect_receive(api, [event(1)], batch=3)
+    api.add(responses.GET, ENGINE + "/external-task/task-1", json=task_json("task-1", "score"))
+    api.add_callback(responses.POST, ENGINE + "/external-task/task-1/lock", callback=slow_fault)
+    expect_receive(api, [event(1)], batch=2)  # the same event again, while the job waits
+    expect_ack(api, "nack", 1)
+
+    parts.puller.pull_once()
+    wait(in_lock, "the job's lock request")
+    parts.puller.pull_once()
+    release_lock.set()
+    parts.flow.wait_idle()
+
+    assert "POST sequin:/ack" not in paths(api)
+    assert paths(api)[-1] == "POST sequin:/nack"
 
 
 def test_an_event_of_a_task_the_sweep_runs_here_is_neither_locked_nor_run(parts, api) -> None:
