@@ -108,6 +108,10 @@ class Puller(RoundLoop):
         # that Sequin delivers again (its visibility timeout ran out) is theirs to settle.
         self._held_lock = threading.Lock()
         self._held: Set[str] = set()
+        # Guards _engine_backoff: the consecutive faults of lock-mode jobs taking tasks,
+        # shared by them, so that an engine that is down sees their pauses grow.
+        self._engine_lock = threading.Lock()
+        self._engine_backoff = Backoff(settings.backoff_base, settings.backoff_cap)
         super().__init__(
             "camunda-ext-sequin", stop_event, Backoff(settings.backoff_base, settings.backoff_cap), jitter
         )
@@ -302,6 +306,8 @@ class Puller(RoundLoop):
         except BaseException:
             self._dispatcher.unclaim(work.task_id, ran=False)
             raise
+        with self._engine_lock:
+            self._engine_backoff = self._engine_backoff.reset()
         if task is None:
             logger.debug(
                 "Task %s (topic %s) is not available or outside the topic's filters", work.task_id, work.topic
@@ -318,7 +324,11 @@ class Puller(RoundLoop):
             work.topic,
             error,
         )
-        self._sleep(Backoff(self._settings.backoff_base, self._settings.backoff_cap, 1).delay(self._jitter))
+        with self._engine_lock:
+            self._engine_backoff = self._engine_backoff.increment()
+            delay = self._engine_backoff.delay(self._jitter)
+        # The job holds its slot meanwhile: the events come no faster than the pauses let them.
+        self._sleep(delay)
         self._nack([message.ack_id])
 
     def _not_run(self, message: SequinMessage, work: Work) -> None:

@@ -581,6 +581,37 @@ def test_a_lock_refused_for_want_of_rights_stops_the_worker(parts, api, status, 
     assert paths(api).count("POST sequin:/receive") == 1
 
 
+def test_consecutive_lock_faults_pause_longer_until_the_engine_answers_again(parts, api) -> None:
+    # An engine that is down must not see the events come back as fast as Sequin sends them.
+    settled = collections.defaultdict(threading.Event)  # by event number: acked or nacked
+
+    def settle(action: str, number: int) -> None:
+        def answer(request: Any) -> Any:
+            assert json.loads(request.body) == {"ack_ids": [ack_id(number)]}
+            settled[number].set()
+            return (200, {}, '{"success": true}')
+
+        api.add_callback(responses.POST, PREFIX + "/" + action, callback=answer)
+
+    steps = [(1, False), (2, False), (3, True), (4, False)]  # (event, does the engine answer?)
+    for number, answers in steps:
+        expect_receive(api, [event(number, task_id="task-%d" % number)])
+        if answers:
+            expect_lock(api, "task-%d" % number)
+            expect_load(api, "task-%d" % number)
+            expect_complete(api, "task-%d" % number)
+        else:
+            expect_lock(api, "task-%d" % number, number, **engine_error(503, None))
+        settle("ack" if answers else "nack", number)
+
+    for number, _ in steps:
+        parts.puller.pull_once()
+        wait(settled[number], "event %d to be settled" % number)
+
+    # Growing while the faults follow one another; from the start after the engine answered.
+    assert [c.args[0] for c in parts.sleep.call_args_list] == [0.75, 1.5, 0.75]
+
+
 def test_a_read_failure_after_the_lock_gives_the_lock_back_and_nacks(parts, api) -> None:
     expect_receive(api, [event(1)])
     expect_lock(api)
