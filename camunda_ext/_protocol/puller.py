@@ -228,6 +228,8 @@ class Puller(RoundLoop):
         except FATAL_FETCH_ERRORS as error:
             self._flow.release(reserved)
             self._failed.set()
+            # Another worker, configured right, takes the events at once.
+            self._nack([message.ack_id for message, _ in work])
             self._wake_poller.fail_for_good(error)
             return 0.0
         except CamundaError as error:

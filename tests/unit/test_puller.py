@@ -1186,6 +1186,7 @@ def test_wake_mode_stops_the_worker_when_the_fetch_is_refused_for_good(make_part
     parts = make_parts(mode=WAKE)
     expect_receive(api, [event(1)])
     api.add(responses.POST, url("/external-task/fetchAndLock"), status=401)
+    expect_ack(api, "nack", 1)  # so that a worker configured right takes it at once
 
     parts.puller.pull_once()
 
