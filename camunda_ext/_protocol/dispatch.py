@@ -142,10 +142,7 @@ class Dispatcher:
         A copy of the task fetched meanwhile runs now if the holder did not run it
         (the copy's lock is the only one): otherwise the task would stay locked,
         with nobody working on it, until the lock expired. If the holder ran it,
-        the copy is not run again but unlocked (its slot given back): it may be the
-        task freed by the run's failure and fetched at once, whose retry must not
-        wait for the lock to expire. Were it the run's own lock, the unlock finds
-        the task gone or free.
+        the copy is stale and dropped (its slot given back).
         """
         with self._lock:
             self._claimed.discard(task_id)
@@ -154,7 +151,7 @@ class Dispatcher:
             return
         task, subscription, on_done, locked_at = waiting
         if ran:
-            self._reporter.unlock(task, "fetched again while it ran here")
+            logger.debug("Task %s was fetched again while it ran here; dropping that copy", task_id)
             on_done()
         elif not self.dispatch(task, subscription, on_done, locked_at):
             on_done()
