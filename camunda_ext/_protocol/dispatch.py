@@ -142,7 +142,9 @@ class Dispatcher:
         A copy of the task fetched meanwhile runs now if the holder did not run it
         (the copy's lock is the only one): otherwise the task would stay locked,
         with nobody working on it, until the lock expired. If the holder ran it,
-        the copy is stale and dropped (its slot given back).
+        the copy is stale and dropped (its slot given back), and not unlocked:
+        after a failure with a retry timeout the task's lock is that timeout, and
+        an unlock would run the retry at once.
         """
         with self._lock:
             self._claimed.discard(task_id)
