@@ -32,6 +32,10 @@ logger = logging.getLogger(__name__)
 
 #: Sequin answers that retrying cannot fix: bad token, unknown consumer, bad request.
 _FATAL_SEQUIN_STATUSES = frozenset({400, 401, 403, 404})
+#: Unknown-consumer answers retried before the first receive succeeds: Sequin caches a
+#: consumer lookup, a miss included, for about 10 s, so a sink created just now is
+#: unknown for a while. With the default back-off the retries span about 30 s.
+_NEW_SINK_RETRIES = 6
 #: Engine answers to a lock that retrying cannot fix: credentials, or a wrong base URL
 #: (a 404 that is not Camunda's "task does not exist", which is TaskNotFoundError).
 _FATAL_ENGINE_ERRORS = (AuthenticationError, AuthorizationError, NotFoundError)
@@ -108,6 +112,7 @@ class Puller(RoundLoop):
         # that Sequin delivers again (its visibility timeout ran out) is theirs to settle.
         self._held_lock = threading.Lock()
         self._held: Set[str] = set()
+        self._received = False  # a receive has succeeded (only this thread reads or writes it)
         # Guards _engine_backoff: the consecutive faults of lock-mode jobs taking tasks,
         # shared by them, so that an engine that is down sees their pauses grow.
         self._engine_lock = threading.Lock()
@@ -143,6 +148,7 @@ class Puller(RoundLoop):
             self._flow.release(reserved)
             return self._receive_failed(error)
         self._backoff = self._backoff.reset()
+        self._received = True
         topics = self._subscriptions.keys()
         work: List[Tuple[SequinMessage, Work]] = []
         done: List[str] = []
@@ -190,6 +196,20 @@ class Puller(RoundLoop):
         return not self._dispatcher.claimed(task_id)
 
     def _receive_failed(self, error: CamundaError) -> float:
+        if (
+            isinstance(error, SequinError)
+            and error.status_code == 404
+            and not self._received
+            and self._backoff.errors < _NEW_SINK_RETRIES
+        ):
+            delay = self._next_delay()
+            logger.warning(
+                "Sequin does not know the consumer (yet?): %s; a sink created just now is unknown for "
+                "about 10 s, retrying in %.1f s",
+                error,
+                delay,
+            )
+            return delay
         if isinstance(error, SequinError) and error.status_code in _FATAL_SEQUIN_STATUSES:
             logger.error("Sequin refused the receive for good (%s); stopping the worker", error)
             self._failed.set()

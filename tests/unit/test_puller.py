@@ -943,7 +943,7 @@ def test_wake_mode_fetches_once_for_all_topics_of_the_batch(make_parts, api) -> 
 # ---------------------------------------------------------------------- Sequin's errors
 
 
-@pytest.mark.parametrize("status", [401, 404])
+@pytest.mark.parametrize("status", [400, 401, 403])
 def test_an_answer_retrying_cannot_fix_stops_the_worker(parts, api, status) -> None:
     expect_receive(api, status=status, json={"summary": "no"})
 
@@ -952,6 +952,48 @@ def test_an_answer_retrying_cannot_fix_stops_the_worker(parts, api, status) -> N
     [[error]] = [c.args for c in parts.on_fatal.call_args_list]
     assert isinstance(error, SequinError) and error.status_code == status
     assert parts.flow.free == 3
+
+
+UNKNOWN_CONSUMER = {
+    "status": 404,
+    "json": {"summary": "Not found: No `consumer` found matching the provided ID or name"},
+}
+
+
+def test_a_consumer_sequin_does_not_know_yet_is_asked_for_again(parts, api) -> None:
+    # Sequin caches a missed lookup for about 10 s: a sink created just now is unknown for a while.
+    expect_receive(api, **UNKNOWN_CONSUMER)
+    expect_receive(api, **UNKNOWN_CONSUMER)
+    expect_receive(api, [event(1, "delete")])
+    expect_ack(api, "ack", 1)
+
+    delays = [parts.puller.pull_once() for _ in range(3)]
+
+    assert delays[0] > 0 and delays[1] > delays[0]  # backing off
+    parts.on_fatal.assert_not_called()
+    assert parts.flow.free == 3
+
+
+def test_a_consumer_that_stays_unknown_stops_the_worker(parts, api) -> None:
+    for _ in range(7):
+        expect_receive(api, **UNKNOWN_CONSUMER)
+
+    delays = [parts.puller.pull_once() for _ in range(7)]
+
+    assert all(delay > 0 for delay in delays[:6]) and delays[6] == 0.0
+    [[error]] = [c.args for c in parts.on_fatal.call_args_list]
+    assert isinstance(error, SequinError) and error.status_code == 404
+
+
+def test_a_consumer_unknown_after_receives_succeeded_stops_the_worker_at_once(parts, api) -> None:
+    # Deleted, or another Sequin: no longer the cache of a new sink.
+    expect_receive(api, [])
+    expect_receive(api, **UNKNOWN_CONSUMER)
+
+    parts.puller.pull_once()
+    assert parts.puller.pull_once() == 0.0
+
+    parts.on_fatal.assert_called_once()
 
 
 def test_after_a_fatal_answer_the_thread_ends_without_receiving_again(parts, api) -> None:

@@ -455,16 +455,19 @@ def test_a_rejected_token_stops_the_worker_and_join_raises(make_worker, api) -> 
     assert len(fake.receives) == 1  # not received again
 
 
-def test_an_unknown_consumer_makes_run_raise(make_worker, api) -> None:
+def test_a_consumer_that_stays_unknown_makes_run_raise(make_worker, api) -> None:
     swept = expect_sweep(api)
-    FakeSequin([(404, {"summary": "Not found: No consumer found"})], first_after=swept).install(api)
-    worker = make_worker(max_batch_size=1)
+    # A new sink is unknown to Sequin for a while: the 404 is asked again a few times first.
+    unknown = (404, {"summary": "Not found: No consumer found"})
+    fake = FakeSequin([unknown] * 7, first_after=swept).install(api)
+    worker = make_worker(max_batch_size=1, backoff_base=0.001, backoff_cap=0.001)
     worker.register_handler("score", noop)
 
     with pytest.raises(SequinError) as raised:
         worker.run()
 
     assert raised.value.status_code == 404
+    assert len(fake.receives) == 7
     assert join_library_threads() == []
 
 
