@@ -191,10 +191,10 @@ class Poller(RoundLoop):
             locked_at = max(sent, self._clock.monotonic() - _ANSWER_MARGIN)
         # Only now: the reports take time, which must not count as the good tasks' lock age.
         for item in undecodable:
-            self._fail_undecodable(item)
+            self._fail_undecodable(item, locked_at)
         return tasks, locked_at
 
-    def _fail_undecodable(self, item: UndecodableTask) -> None:
+    def _fail_undecodable(self, item: UndecodableTask, locked_at: float) -> None:
         """Report a task that did not decode as failed, counting its retries down as a handler's failure would.
 
         The engine locked it with the others: unreported, it would sit locked and
@@ -209,6 +209,7 @@ class Poller(RoundLoop):
             )
             return
         task = ExternalTask(item.id, topic_name=item.topic_name, retries=item.retries)
+        subscription = self._subscriptions.get(item.topic_name or "")
         policy = self._settings.retry_policy
         retries = builders.next_retries(task, policy.retries)
         logger.warning(
@@ -218,13 +219,16 @@ class Poller(RoundLoop):
             item.error,
             retries,
         )
+        message = "camunda_ext could not decode the task: %s" % item.error
+        fields = {"retries": retries, "retry_timeout": policy.retry_timeout_for(task)}
         try:
-            self._reporter.handle_failure(
-                task,
-                "camunda_ext could not decode the task: %s" % item.error,
-                retries=retries,
-                retry_timeout=policy.retry_timeout_for(task),
-            )
+            if subscription is None:
+                # A topic not asked for: no lock duration known to retry the report within.
+                self._reporter.handle_failure(task, message, **fields)
+            else:
+                self._reporter.handle_failure_of_fetched(
+                    task, subscription.lock_duration, locked_at, message, **fields
+                )
         except CamundaError:
             logger.warning(
                 "The engine refused the failure of task %s (topic %s); it is fetched again when its lock expires",

@@ -108,6 +108,25 @@ class Reporter:
         if self._send(task, "failure", lambda: self.client.handle_failure(task.id, error_message, **fields)):
             self._metrics.failed(task.topic_name or "")
 
+    def handle_failure_of_fetched(
+        self,
+        task: ExternalTask,
+        lock_duration_ms: int,
+        locked_at: float,
+        error_message: Optional[str],
+        **fields: Any,
+    ) -> None:
+        """Report the failure of a fetched task that no handler runs (e.g. it does not decode).
+
+        The task is leased for the report, as a running one is: so transient faults
+        are retried while its lock (taken at monotonic ``locked_at``) lasts.
+        """
+        self._leaser.add(task.id, task.topic_name or "", lock_duration_ms, locked_at)
+        try:
+            self.handle_failure(task, error_message, **fields)
+        finally:
+            self._leaser.remove(task.id)
+
     def handle_bpmn_error(self, task: ExternalTask, error_code: str, **fields: Any) -> None:
         """Report a BPMN error; ``fields`` as :meth:`Client.handle_bpmn_error` takes them."""
         if self._send(

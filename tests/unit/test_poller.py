@@ -290,10 +290,11 @@ def test_a_task_that_does_not_decode_fails_and_the_rest_of_its_batch_runs(parts,
         assert parts.poller.poll_once() == 0.0
 
     assert parts.dispatched() == ["a", "c"]
-    [failure] = parts.reporter.handle_failure.call_args_list
-    task, message = failure.args
+    [failure] = parts.reporter.handle_failure_of_fetched.call_args_list
+    task, lock_duration, _locked_at, message = failure.args
     # A first failure: the worker's retry policy, so retries count down to an incident that names the cause.
     assert (task.id, task.topic_name, failure.kwargs) == ("b", "score", {"retries": 3, "retry_timeout": 0})
+    assert lock_duration == 60_000  # the topic's: the report is retried while the lock lasts
     assert "variable 'order': Object variable does not hold JSON" in message
     assert parts.flow.in_use == 2  # the bad task's slot is free again
     assert "Task b (topic score) did not decode" in caplog.text
@@ -302,7 +303,7 @@ def test_a_task_that_does_not_decode_fails_and_the_rest_of_its_batch_runs(parts,
 def test_a_task_that_does_not_decode_again_counts_its_retries_down(parts, engine) -> None:
     answer(engine, [task_json("b", "score", retries=1, variables=POISONED)])
     parts.poller.poll_once()
-    assert parts.reporter.handle_failure.call_args.kwargs["retries"] == 0  # an incident now
+    assert parts.reporter.handle_failure_of_fetched.call_args.kwargs["retries"] == 0  # an incident now
 
 
 def test_an_item_without_a_readable_id_is_skipped(parts, engine, caplog) -> None:
@@ -310,13 +311,13 @@ def test_an_item_without_a_readable_id_is_skipped(parts, engine, caplog) -> None
     with caplog.at_level(logging.WARNING):
         parts.poller.poll_once()
     assert parts.dispatched() == ["a"]
-    parts.reporter.handle_failure.assert_not_called()  # nothing to address: its lock expires
+    parts.reporter.handle_failure_of_fetched.assert_not_called()  # nothing to address: its lock expires
     assert parts.flow.in_use == 1
     assert "without a readable id" in caplog.text
 
 
 def test_a_refused_failure_of_a_task_that_does_not_decode_does_not_stop_the_round(parts, engine) -> None:
-    parts.reporter.handle_failure.side_effect = EngineError(500, "ProcessEngineException", "no")
+    parts.reporter.handle_failure_of_fetched.side_effect = EngineError(500, "ProcessEngineException", "no")
     answer(engine, [task_json("b", "score", variables=POISONED), task_json("c", "score")])
     assert parts.poller.poll_once() == 0.0
     assert parts.dispatched() == ["c"]

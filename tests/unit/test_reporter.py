@@ -291,3 +291,29 @@ def test_extend_lock_tells_the_leaser(reporter, ordered_engine, leaser, clock) -
 )
 def test_which_errors_are_transient(error, transient) -> None:
     assert is_transient(error) is transient
+
+
+def test_the_failure_of_a_fetched_task_no_handler_runs_is_retried_while_its_lock_lasts(
+    rest_client, ordered_engine, metrics, clock, jitter, sleeps
+) -> None:
+    # E.g. a task that does not decode: no handler leased it, yet its lock is this worker's.
+    leaser = Leaser(rest_client, metrics, clock, jitter)
+    reporter = Reporter(
+        rest_client,
+        leaser,
+        metrics,
+        clock,
+        jitter,
+        attempts=4,
+        backoff=Backoff(0.1, 10.0),
+        sleep=sleeps.append,
+    )
+    failure = task_url("task-1", "failure")
+    ordered_engine.add(responses.POST, failure, **engine_error(503, None))
+    ordered_engine.add(responses.POST, failure, status=204)
+
+    reporter.handle_failure_of_fetched(make_task(), 30_000, clock.now, "cannot decode", retries=2)
+
+    assert [c.request.url for c in ordered_engine.calls] == [failure, failure]
+    metrics.failed.assert_called_once_with("topic")
+    assert leaser.leased() == {}  # leased for the report only
