@@ -68,27 +68,6 @@ _INT_RANGES = {
     "Long": (-(2**63), 2**63 - 1),
 }
 
-#: The engine's type names by their lower-case spelling: the engine reads "long" as "Long",
-#: so the checks of "Long" must apply to it too.
-_CANONICAL_TYPES = {
-    name.lower(): name
-    for name in (
-        "Boolean",
-        "Bytes",
-        "Date",
-        "Double",
-        "File",
-        "Integer",
-        "Json",
-        "Long",
-        "Null",
-        "Object",
-        "Short",
-        "String",
-        "Xml",
-    )
-}
-
 
 def _canonical_type(name: str) -> str:
     """The canonical spelling of a known Camunda type name (``"long"`` -> ``"Long"``); others as given."""
@@ -578,6 +557,10 @@ _ENCODERS = {
     "Object": _encode_json_text,
     "Null": _encode_null,
 }
+
+#: The engine's type names by their lower-case spelling: the engine reads "long" as "Long",
+#: so the checks of "Long" must apply to it too.
+_CANONICAL_TYPES = {name.lower(): name for name in _ENCODERS}
 
 #: How a checked value of these types is held: as the float sent, as immutable bytes.
 _NORMALIZERS: Dict[str, Callable[[Any], Any]] = {"Double": float, "Bytes": bytes, "File": bytes}
