@@ -11,7 +11,7 @@ import datetime as dt
 import sys
 import threading
 import uuid
-from typing import Any, Dict, Iterator, List
+from typing import Any, Dict, Iterator, List, Tuple
 
 import pytest
 import requests
@@ -87,6 +87,27 @@ def wait_incident(engine: Engine, process_instance_id: str, what: str) -> Dict[s
     return incident
 
 
+def incident_then_one_more(
+    engine: Engine, client: Client, process: Process, handler: Any, bad_instance: str, *, max_tasks: int
+) -> Tuple[Dict[str, Any], str]:
+    """Run a worker until ``bad_instance`` has its incident, then until one more instance ends.
+
+    The later instance shows that the worker keeps fetching: a bad task unlocked
+    instead of failed would have come back by then. Returns the incident and the
+    later instance's id.
+    """
+    worker = fast_worker(engine, max_tasks=max_tasks)
+    worker.register_handler(process.topic, handler, lock_duration=10_000)
+    worker.start()
+    try:
+        incident = wait_incident(engine, bad_instance, "the incident of instance %s" % bad_instance)
+        later = client.start_process_instance(process.key).id
+        wait_finished(client, [later], WAIT, "an instance started after the incident")
+    finally:
+        worker.stop(5)
+    return incident, later
+
+
 def test_a_task_whose_object_variable_is_not_json_fails_to_an_incident_and_its_batch_completes(
     client: Client, engine: Engine, process: Process
 ) -> None:
@@ -136,17 +157,7 @@ def test_a_bpmn_error_with_a_naive_datetime_is_reported_as_a_failure_once(
             raise BpmnError("LOAN_REJECTED", "score too low", variables={"decidedAt": dt.datetime.now()})
         complete().execute()
 
-    worker = fast_worker(engine, max_tasks=2)
-    worker.register_handler(process.topic, handler, lock_duration=10_000)
-    worker.start()
-    try:
-        incident = wait_incident(engine, bad.id, "the incident of the unreportable BPMN error")
-        # The worker keeps fetching: a later instance completes, so a bad task
-        # unlocked instead of failed would have come back by now.
-        later = client.start_process_instance(process.key).id
-        wait_finished(client, [later], WAIT, "an instance started after the incident")
-    finally:
-        worker.stop(5)
+    incident, later = incident_then_one_more(engine, client, process, handler, bad.id, max_tasks=2)
 
     assert runs.count(bad.id) == 1
     assert runs.count(later) == 1
@@ -172,15 +183,7 @@ def test_a_handler_calling_sys_exit_fails_its_task_and_the_worker_goes_on(
             sys.exit(3)
         complete().execute()
 
-    worker = fast_worker(engine, max_tasks=1)
-    worker.register_handler(process.topic, handler, lock_duration=10_000)
-    worker.start()
-    try:
-        incident = wait_incident(engine, first.id, "the incident of the exiting handler")
-        second = client.start_process_instance(process.key).id
-        wait_finished(client, [second], WAIT, "the second instance after sys.exit()")
-    finally:
-        worker.stop(5)
+    incident, second = incident_then_one_more(engine, client, process, handler, first.id, max_tasks=1)
 
     assert runs == [first.id, second]
     (task,) = client.get_tasks(process_instance_id=first.id)

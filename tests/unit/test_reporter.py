@@ -52,18 +52,16 @@ def sleeps() -> List[float]:
     return []
 
 
+def make_reporter(client, leaser, metrics, clock, jitter, sleeps) -> Reporter:
+    """Four attempts, pauses from 0.1 s recorded in ``sleeps``."""
+    return Reporter(
+        client, leaser, metrics, clock, jitter, attempts=4, backoff=Backoff(0.1, 10.0), sleep=sleeps.append
+    )
+
+
 @pytest.fixture
 def reporter(rest_client, leaser, metrics, clock, jitter, sleeps) -> Reporter:
-    return Reporter(
-        rest_client,
-        leaser,
-        metrics,
-        clock,
-        jitter,
-        attempts=4,
-        backoff=Backoff(0.1, 10.0),
-        sleep=sleeps.append,
-    )
+    return make_reporter(rest_client, leaser, metrics, clock, jitter, sleeps)
 
 
 def expect_complete(engine: responses.RequestsMock, **answer) -> None:
@@ -298,16 +296,7 @@ def test_the_failure_of_a_fetched_task_no_handler_runs_is_retried_while_its_lock
 ) -> None:
     # E.g. a task that does not decode: no handler leased it, yet its lock is this worker's.
     leaser = Leaser(rest_client, metrics, clock, jitter)
-    reporter = Reporter(
-        rest_client,
-        leaser,
-        metrics,
-        clock,
-        jitter,
-        attempts=4,
-        backoff=Backoff(0.1, 10.0),
-        sleep=sleeps.append,
-    )
+    reporter = make_reporter(rest_client, leaser, metrics, clock, jitter, sleeps)
     failure = task_url("task-1", "failure")
     ordered_engine.add(responses.POST, failure, **engine_error(503, None))
     ordered_engine.add(responses.POST, failure, status=204)
